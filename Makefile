@@ -1,0 +1,115 @@
+# popnode - one non-recursive Makefile.  Run ./configure first.
+#
+#   make            bin/popnode and bin/popctl
+#   make check      unit tests (cmocka), integration tests (pytest), fuzz smoke
+#   make unit | integration | fuzz
+#   make run        start a dev node with state in ./dev
+#   make bench      benchmark table (LMTP, POP3, RSS; Dovecot side by side if installed)
+#   make install    binaries, docs, example config, systemd unit under $(PREFIX)
+
+-include config.mk
+ifeq ($(CFLAGS),)
+$(error config.mk missing or empty: run ./configure first)
+endif
+
+O := build/obj
+BIN := bin
+
+# Every module source except the two programs' entry points goes into one
+# static library; programs and tests link it, so each test pulls in only
+# the objects it uses.
+LIB_SRCS := $(filter-out popnode/main.c popnode/popctl.c,$(wildcard popnode/*.c imapproxy/*.c replicator/*.c anycast/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(O)/%.o)
+LIB := build/libpopnode.a
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
+
+INC := -Ipopnode -Iimapproxy -Ireplicator -Ianycast
+
+all: $(BIN)/popnode $(BIN)/popctl
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INC) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/popnode: $(O)/popnode/main.o $(LIB)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BIN)/popctl: $(O)/popnode/popctl.o $(LIB)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+build/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) $(INC) -o $@ $< $(LIB) $(LDFLAGS) $(LIBS) $(CMOCKA_LIBS)
+
+# ---- tests ---------------------------------------------------------------
+
+PYTEST ?= pytest-3
+PYTEST_ARGS ?=
+
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; \
+	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
+
+integration: all
+	POPNODE_BIN=$(CURDIR)/$(BIN)/popnode POPCTL_BIN=$(CURDIR)/$(BIN)/popctl \
+		$(PYTEST) -p no:cacheprovider -q $(PYTEST_ARGS) tests/integration
+
+# libFuzzer targets: each fuzz_NAME.c is built with clang against the
+# parser sources listed here, then run for FUZZ_SECONDS from its corpus.
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := lmtp pop3 config
+FUZZ_lmtp_SRCS := popnode/lmtp_parse.c
+FUZZ_pop3_SRCS := imapproxy/pop3_parse.c
+FUZZ_config_SRCS := popnode/config.c popnode/log.c
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(INC)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_lmtp_SRCS) $(FUZZ_pop3_SRCS) $(FUZZ_config_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_$*_SRCS)
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t ($(FUZZ_SECONDS)s)"; mkdir -p build/fuzz/corpus_$$t; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=0 \
+			build/fuzz/corpus_$$t tests/fuzz/corpus/$$t 2>build/fuzz/$$t.log \
+			|| { tail -40 build/fuzz/$$t.log; exit 1; }; \
+		tail -1 build/fuzz/$$t.log; \
+	done
+
+check: all unit integration fuzz
+
+# ---- running -------------------------------------------------------------
+
+run: all
+	$(BIN)/popnode --dev dev
+
+bench: all
+	/usr/bin/python3 tests/bench/bench.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/share/doc/popnode $(DESTDIR)$(PREFIX)/share/popnode \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -m 755 $(BIN)/popnode $(DESTDIR)$(PREFIX)/sbin/popnode
+	install -m 755 $(BIN)/popctl $(DESTDIR)$(PREFIX)/bin/popctl
+	install -m 644 docs/*.md README.md $(DESTDIR)$(PREFIX)/share/doc/popnode/
+	install -m 644 deploy/examples/popnode.conf $(DESTDIR)$(PREFIX)/share/popnode/popnode.conf.example
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' deploy/systemd/popnode.service.in \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/popnode.service
+
+clean:
+	rm -rf build $(BIN)
+
+.PHONY: all unit integration fuzz check run bench install clean
+.SECONDARY:
+
+-include $(LIB_OBJS:.o=.d) $(O)/popnode/main.d $(O)/popnode/popctl.d

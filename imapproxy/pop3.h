@@ -1,0 +1,16 @@
+/*
+ * pop3.h - POP3 server session (RFC 1939, 2449, 2595, 5034) over a
+ * transport, serving the local store.
+ */
+#ifndef IMAPPROXY_POP3_H
+#define IMAPPROXY_POP3_H
+
+struct node;
+struct transport;
+struct listen_conf;
+
+/* Take over t: greeting, then POP3 until QUIT/close.  lc says whether
+ * plaintext auth is allowed before TLS. */
+void pop3_session_start(struct node *n, struct transport *t, const struct listen_conf *lc);
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * config.h - popnode's configuration: one table of directives with
+ * defaults, a parser that reports "FILE:LINE: reason", and one check
+ * function for what spans several directives.
+ *
+ * File syntax (docs/config.md): one directive per line, "name value...",
+ * '#' starts a comment, blank lines ignored, values separated by blanks.
+ * Sizes take K/M/G suffixes (powers of 1024), durations s/m/h (default s).
+ */
+#ifndef POPNODE_CONFIG_H
+#define POPNODE_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_LISTENS 32
+#define CONFIG_MAX_DOMAINS 64
+#define CONFIG_NAME_MAX 64
+#define CONFIG_PATH_MAX 256
+
+enum listen_proto {
+	PROTO_LMTP,
+	PROTO_POP3,
+	PROTO_POP3S,
+	PROTO_IMAP,
+	PROTO_IMAPS,
+	PROTO_HTTP, /* management: /status and /metrics */
+	PROTO_COUNT
+};
+
+enum listen_tls {
+	LTLS_NONE,     /* no TLS at all (lmtp, http) */
+	LTLS_STARTTLS, /* plaintext first, STLS/STARTTLS offered (pop3, imap) */
+	LTLS_IMPLICIT, /* TLS from the first byte (pop3s, imaps) */
+};
+
+struct listen_conf {
+	enum listen_proto proto;
+	bool is_unix;
+	char host[64];			/* numeric IPv4/IPv6 address, TCP only */
+	uint16_t port;			/* TCP only */
+	char path[CONFIG_PATH_MAX];	/* unix socket path */
+	enum listen_tls tls;
+	/* Allow USER/PASS, LOGIN, AUTH PLAIN before TLS on this listener.
+	 * Off unless the listen line says "plaintext-auth". */
+	bool plaintext_auth;
+	char file[CONFIG_PATH_MAX];	/* where it was declared, for messages */
+	int line;
+};
+
+struct config {
+	char node_id[CONFIG_NAME_MAX];		/* this POP's id, e.g. "fra1" */
+	char data_dir[CONFIG_PATH_MAX];		/* LMDB environment lives here */
+	char log_target[CONFIG_PATH_MAX];	/* stderr | syslog | /path */
+	int log_level;				/* enum log_level */
+	char tls_cert[CONFIG_PATH_MAX];
+	char tls_key[CONFIG_PATH_MAX];
+	char control_socket[CONFIG_PATH_MAX];
+	char run_user[CONFIG_NAME_MAX];		/* drop root to this user; "" = stay */
+
+	/* Mail domains served: local@domain is user "local".  any_domain
+	 * accepts every domain (dev mode, "domain *"). */
+	char domains[CONFIG_MAX_DOMAINS][256];
+	size_t n_domains;
+	bool any_domain;
+
+	struct listen_conf listens[CONFIG_MAX_LISTENS];
+	size_t n_listens;
+
+	/* Limits */
+	size_t max_line_length;		/* protocol line, bytes (default 8192) */
+	size_t max_message_size;	/* LMTP DATA, bytes (default 50M) */
+	unsigned max_recipients;	/* per LMTP transaction (default 100) */
+	unsigned max_sessions;		/* all protocols (default 10000) */
+	unsigned max_sessions_per_ip;	/* per remote address (default 50) */
+	unsigned auth_fail_delay_after;	/* failures before responses are delayed (3) */
+	unsigned auth_fail_delay_ms;	/* delay per failure beyond that (1000) */
+	unsigned auth_fail_max;		/* failures per IP in window before refusal (10) */
+	unsigned auth_fail_window;	/* seconds (300) */
+	unsigned idle_timeout;		/* seconds, pre- and post-auth (600) */
+	unsigned pop3_max_bad_commands;	/* then disconnect (10) */
+
+	/* Store */
+	uint64_t default_quota;		/* bytes for new users, 0 = none (1G) */
+	uint64_t map_size;		/* LMDB map size (16G; dev 1G) */
+	unsigned commit_batch_max;	/* ops per group commit (256) */
+
+	bool dev_mode;
+};
+
+/* Fill every field with its default (production).  No listeners. */
+void config_defaults(struct config *c);
+/* Dev mode (README): everything under dir, 127.0.0.1 listeners on the
+ * fixed dev ports, every domain local, plaintext auth on loopback. */
+void config_dev(struct config *c, const char *dir);
+/* Parse a file into c (which holds defaults).  0, or -1 with err set to
+ * "FILE:LINE: reason" (or "FILE: reason" when the file can't be read). */
+int config_parse_file(struct config *c, const char *path, char *err, size_t errsz);
+/* The same for an in-memory buffer; name is used in messages. */
+int config_parse_buf(struct config *c, const char *name, const char *buf, size_t len,
+		     char *err, size_t errsz);
+/* Cross-directive checks after parsing (node_id and data_dir set, TLS
+ * files given when a TLS listener exists, no duplicate listen address...).
+ * Messages point at the offending line where there is one. */
+int config_check(const struct config *c, char *err, size_t errsz);
+
+const char *config_proto_name(enum listen_proto p);
+/* true if the domain (case-insensitive) is one of ours. */
+bool config_domain_is_local(const struct config *c, const char *domain, size_t len);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * metrics.h - counters and histograms for /metrics and /status.
+ * All updates happen on the event loop thread (the store reports commit
+ * latency there), so no atomics are needed.
+ */
+#ifndef POPNODE_METRICS_H
+#define POPNODE_METRICS_H
+
+#include <stdint.h>
+#include "config.h"
+
+struct evbuffer;
+
+#define METRICS_COMMIT_BUCKETS 12
+
+struct metrics {
+	uint64_t deliveries;		/* recipients delivered (LMTP 250) */
+	uint64_t delivery_bytes;	/* bytes of those */
+	uint64_t delivery_failures;	/* recipients refused after DATA */
+	uint64_t sessions_total[PROTO_COUNT];
+	uint64_t sessions_active[PROTO_COUNT];
+	uint64_t sessions_refused;	/* over max_sessions / per IP */
+	uint64_t auth_success[PROTO_COUNT];
+	uint64_t auth_failures[PROTO_COUNT];
+	uint64_t pop3_retr_bytes;
+	uint64_t pop3_deleted;
+	/* commit latency histogram, seconds */
+	uint64_t commit_buckets[METRICS_COMMIT_BUCKETS]; /* cumulative on render */
+	uint64_t commit_count;
+	double commit_sum;
+	uint64_t commit_ops;
+};
+
+extern const double metrics_commit_bounds[METRICS_COMMIT_BUCKETS];
+
+void metrics_commit_observe(struct metrics *m, double seconds, unsigned ops);
+
+#endif

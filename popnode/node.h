@@ -1,0 +1,60 @@
+/*
+ * node.h - the running node: what every session and service needs, passed
+ * explicitly (no hidden globals).  Owned by main.c.
+ */
+#ifndef POPNODE_NODE_H
+#define POPNODE_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "metrics.h"
+
+struct event_base;
+struct store;
+struct iplimits;
+struct workq;
+
+#define POPNODE_VERSION "0.1.0"
+
+/* A live session registers so a shutdown can reach it. */
+struct node_session {
+	TAILQ_ENTRY(node_session) entry;
+	enum listen_proto proto;
+	/* Asked once when the node stops: finish what is in flight (an LMTP
+	 * DATA being committed), then say goodbye and close.  The session
+	 * unregisters itself when it is gone. */
+	void (*shutdown)(void *arg);
+	void *arg;
+};
+TAILQ_HEAD(node_session_list, node_session);
+
+struct node {
+	struct event_base *base;
+	const struct config *cfg;
+	struct store *store;
+	struct iplimits *limits;
+	struct workq *workq;		/* CPU work off the loop (crypt) */
+	SSL_CTX *ssl_ctx;		/* server TLS context, NULL if no cert */
+	struct metrics metrics;
+	int64_t started;		/* unix time */
+	bool stopping;			/* SIGTERM received */
+	struct node_session_list sessions;
+	unsigned n_sessions;
+	/* users with an open POP3 maildrop (RFC 1939 exclusive lock) */
+	uint32_t *locked_users;
+	size_t n_locked, cap_locked;
+};
+
+void node_session_register(struct node *n, struct node_session *s, enum listen_proto proto,
+			   void (*shutdown)(void *arg), void *arg);
+void node_session_unregister(struct node *n, struct node_session *s);
+
+/* Exclusive maildrop lock (POP3).  true if taken, false if already held. */
+bool node_user_lock(struct node *n, uint32_t userid);
+void node_user_unlock(struct node *n, uint32_t userid);
+
+#endif
