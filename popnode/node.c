@@ -1,0 +1,72 @@
+/*
+ * node.c - the node's session registry and the POP3 maildrop locks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+void node_session_register(struct node *n, struct node_session *s, enum listen_proto proto,
+			   void (*shutdown)(void *arg), void *arg)
+{
+	s->proto = proto;
+	s->shutdown = shutdown;
+	s->arg = arg;
+	TAILQ_INSERT_TAIL(&n->sessions, s, entry);
+	n->n_sessions++;
+}
+
+void node_session_unregister(struct node *n, struct node_session *s)
+{
+	TAILQ_REMOVE(&n->sessions, s, entry);
+	n->n_sessions--;
+}
+
+/* Index of the first element >= id in the sorted array. */
+static size_t lock_pos(const struct node *n, uint32_t id)
+{
+	size_t lo = 0, hi = n->n_locked;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (n->locked_users[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+bool node_user_lock(struct node *n, uint32_t userid)
+{
+	size_t pos = lock_pos(n, userid);
+
+	if (pos < n->n_locked && n->locked_users[pos] == userid)
+		return false;
+	if (n->n_locked == n->cap_locked) {
+		size_t cap = n->cap_locked ? n->cap_locked * 2 : 64;
+		uint32_t *p = realloc(n->locked_users, cap * sizeof(*p));
+
+		if (p == NULL)
+			return false;
+		n->locked_users = p;
+		n->cap_locked = cap;
+	}
+	memmove(&n->locked_users[pos + 1], &n->locked_users[pos],
+		(n->n_locked - pos) * sizeof(*n->locked_users));
+	n->locked_users[pos] = userid;
+	n->n_locked++;
+	return true;
+}
+
+void node_user_unlock(struct node *n, uint32_t userid)
+{
+	size_t pos = lock_pos(n, userid);
+
+	if (pos >= n->n_locked || n->locked_users[pos] != userid)
+		return;
+	memmove(&n->locked_users[pos], &n->locked_users[pos + 1],
+		(n->n_locked - pos - 1) * sizeof(*n->locked_users));
+	n->n_locked--;
+}

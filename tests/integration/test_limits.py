@@ -1,0 +1,49 @@
+"""Configurable limits: sessions per IP, auth failures per IP."""
+import poplib
+import socket
+import time
+
+import pytest
+
+from mail import pop3
+
+
+def test_sessions_per_ip(make_node):
+    n = make_node(extra="max_sessions_per_ip 3")
+    n.add_user("alice", "secret")
+    socks = []
+    try:
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", n.ports["pop3plain"]), 5)
+            assert s.recv(100).startswith(b"+OK")
+            socks.append(s)
+        s = socket.create_connection(("127.0.0.1", n.ports["pop3plain"]), 5)
+        data = s.recv(100)
+        assert data.startswith(b"-ERR") and b"too many" in data
+        s.close()
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.3)
+    pop3(n).quit()
+
+
+def test_auth_failures_delay_then_block(make_node):
+    n = make_node(extra="auth_fail_delay_after 2\nauth_fail_delay_ms 300\nauth_fail_max 4\nauth_fail_window 60")
+    n.add_user("alice", "secret")
+    times = []
+    for i in range(4):
+        q = poplib.POP3("127.0.0.1", n.ports["pop3plain"], timeout=30)
+        q.user("alice")
+        t0 = time.time()
+        with pytest.raises(poplib.error_proto):
+            q.pass_("wrong")
+        times.append(time.time() - t0)
+        q.close()
+    assert times[2] >= 0.25 and times[3] >= 0.55, times
+    q = poplib.POP3("127.0.0.1", n.ports["pop3plain"], timeout=30)
+    q.user("alice")
+    with pytest.raises(poplib.error_proto) as e:
+        q.pass_("secret")  # right password, but the address is blocked
+    assert b"too many" in e.value.args[0] or b"[AUTH]" in e.value.args[0]
+    q.close()
