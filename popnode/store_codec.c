@@ -1,0 +1,324 @@
+/*
+ * store_codec.c - the store's records and keys as bytes, and the record
+ * loaders that reads and write ops share.
+ *
+ * Every decoder checks the version byte and every length against the
+ * value's size before touching it: a short or unknown record is STORE_IO
+ * (corruption), never an out-of-bounds read.  Layouts are described in
+ * store_private.h and docs/store.md.
+ */
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "store_private.h"
+
+int store_mdb_err(int rc)
+{
+	switch (rc) {
+	case 0:
+		return STORE_OK;
+	case MDB_NOTFOUND:
+		return STORE_NOTFOUND;
+	case MDB_KEYEXIST:
+		return STORE_EXISTS;
+	case MDB_MAP_FULL:
+	case ENOSPC:
+	case EDQUOT:
+		return STORE_FULL;
+	default:
+		return STORE_IO;
+	}
+}
+
+int store_sha256(const void *data, size_t len, uint8_t out[STORE_BODY_HASH_LEN])
+{
+	unsigned int olen = 0;
+
+	if (EVP_Digest(data, len, out, &olen, EVP_sha256(), NULL) != 1 ||
+	    olen != STORE_BODY_HASH_LEN)
+		return -1;
+	return 0;
+}
+
+const char *store_mbox_canon(const char *name)
+{
+	return strcasecmp(name, "INBOX") == 0 ? "INBOX" : name;
+}
+
+/* ---- users ---------------------------------------------------------------- */
+
+size_t user_rec_encode(const struct store_user *u, uint8_t *buf)
+{
+	size_t home_len = strnlen(u->home, STORE_POP_MAX - 1);
+	size_t hash_len = strnlen(u->pwhash, STORE_HASH_MAX - 1);
+	uint8_t *p = buf;
+
+	*p++ = STORE_REC_V1;
+	be32_put(p, u->id);
+	be64_put(p + 4, u->quota);
+	be64_put(p + 12, u->used);
+	be32_put(p + 20, u->messages);
+	p[24] = u->enabled ? 1 : 0;
+	be64_put(p + 25, (uint64_t)u->created);
+	p[33] = (uint8_t)home_len;
+	p += 34;
+	memcpy(p, u->home, home_len);
+	p += home_len;
+	be16_put(p, (uint16_t)hash_len);
+	p += 2;
+	memcpy(p, u->pwhash, hash_len);
+	p += hash_len;
+	return (size_t)(p - buf);
+}
+
+int user_rec_decode(const MDB_val *key, const MDB_val *val, struct store_user *u_r)
+{
+	const uint8_t *p = val->mv_data;
+	size_t left = val->mv_size, home_len, hash_len;
+
+	memset(u_r, 0, sizeof(*u_r));
+	if (key->mv_size == 0 || key->mv_size >= STORE_NAME_MAX)
+		return STORE_IO;
+	if (left < USER_REC_FIXED || p[0] != STORE_REC_V1)
+		return STORE_IO;
+	memcpy(u_r->name, key->mv_data, key->mv_size);
+	u_r->id = be32_get(p + 1);
+	u_r->quota = be64_get(p + 5);
+	u_r->used = be64_get(p + 13);
+	u_r->messages = be32_get(p + 21);
+	u_r->enabled = p[25] != 0;
+	u_r->created = (int64_t)be64_get(p + 26);
+	home_len = p[34];
+	p += USER_REC_FIXED;
+	left -= USER_REC_FIXED;
+	if (home_len >= STORE_POP_MAX || left < home_len + 2)
+		return STORE_IO;
+	memcpy(u_r->home, p, home_len);
+	p += home_len;
+	left -= home_len;
+	hash_len = be16_get(p);
+	p += 2;
+	left -= 2;
+	if (hash_len >= STORE_HASH_MAX || left != hash_len)
+		return STORE_IO;
+	memcpy(u_r->pwhash, p, hash_len);
+	return STORE_OK;
+}
+
+/* ---- mailboxes ------------------------------------------------------------ */
+
+size_t mbox_rec_encode(const struct store_mailbox *mb, uint8_t *buf)
+{
+	size_t name_len = strnlen(mb->name, STORE_MBOX_MAX - 1);
+
+	buf[0] = STORE_REC_V1;
+	be32_put(buf + 1, mb->id);
+	be32_put(buf + 5, mb->uidvalidity);
+	be32_put(buf + 9, mb->uidnext);
+	be64_put(buf + 13, mb->highestmodseq);
+	be32_put(buf + 21, mb->messages);
+	be64_put(buf + 25, mb->bytes);
+	be32_put(buf + 33, mb->special_use);
+	buf[37] = mb->subscribed ? 1 : 0;
+	be16_put(buf + 38, (uint16_t)name_len);
+	memcpy(buf + MBOX_REC_FIXED, mb->name, name_len);
+	return MBOX_REC_FIXED + name_len;
+}
+
+int mbox_rec_decode(const MDB_val *val, struct store_mailbox *mb_r)
+{
+	const uint8_t *p = val->mv_data;
+	size_t name_len;
+
+	memset(mb_r, 0, sizeof(*mb_r));
+	if (val->mv_size < MBOX_REC_FIXED || p[0] != STORE_REC_V1)
+		return STORE_IO;
+	name_len = be16_get(p + 38);
+	if (name_len >= STORE_MBOX_MAX || val->mv_size != MBOX_REC_FIXED + name_len)
+		return STORE_IO;
+	mb_r->id = be32_get(p + 1);
+	mb_r->uidvalidity = be32_get(p + 5);
+	mb_r->uidnext = be32_get(p + 9);
+	mb_r->highestmodseq = be64_get(p + 13);
+	mb_r->messages = be32_get(p + 21);
+	mb_r->bytes = be64_get(p + 25);
+	mb_r->special_use = be32_get(p + 33);
+	mb_r->subscribed = p[37] != 0;
+	memcpy(mb_r->name, p + MBOX_REC_FIXED, name_len);
+	return STORE_OK;
+}
+
+/* ---- messages ------------------------------------------------------------- */
+
+void msg_rec_encode_fixed(const struct store_msg *m, size_t prefix_len, uint8_t *buf)
+{
+	buf[0] = STORE_REC_V1;
+	be64_put(buf + 1, m->size);
+	be64_put(buf + 9, m->modseq);
+	be64_put(buf + 17, (uint64_t)m->internaldate);
+	be32_put(buf + 25, m->flags);
+	be64_put(buf + 29, m->keywords);
+	memcpy(buf + 37, m->hash, STORE_BODY_HASH_LEN);
+	be32_put(buf + 69, (uint32_t)prefix_len);
+}
+
+int msg_rec_decode(const MDB_val *val, struct store_msg *m_r,
+		   const char **prefix_r, size_t *prefix_len_r)
+{
+	const uint8_t *p = val->mv_data;
+	size_t prefix_len;
+
+	memset(m_r, 0, sizeof(*m_r));
+	if (val->mv_size < MSG_REC_FIXED || p[0] != STORE_REC_V1)
+		return STORE_IO;
+	prefix_len = be32_get(p + 69);
+	if (val->mv_size != MSG_REC_FIXED + prefix_len)
+		return STORE_IO;
+	m_r->size = be64_get(p + 1);
+	m_r->modseq = be64_get(p + 9);
+	m_r->internaldate = (int64_t)be64_get(p + 17);
+	m_r->flags = be32_get(p + 25);
+	m_r->keywords = be64_get(p + 29);
+	memcpy(m_r->hash, p + 37, STORE_BODY_HASH_LEN);
+	if (prefix_r != NULL)
+		*prefix_r = (const char *)p + MSG_REC_FIXED;
+	if (prefix_len_r != NULL)
+		*prefix_len_r = prefix_len;
+	return STORE_OK;
+}
+
+/* ---- keys ----------------------------------------------------------------- */
+
+void userid_key(uint8_t buf[USERID_KEY_LEN], uint32_t id)
+{
+	be32_put(buf, id);
+}
+
+void mbox_key(uint8_t buf[MBOX_KEY_LEN], uint32_t userid, uint32_t mboxid)
+{
+	be32_put(buf, userid);
+	be32_put(buf + 4, mboxid);
+}
+
+void msg_key(uint8_t buf[MSG_KEY_LEN], uint32_t userid, uint32_t mboxid, uint32_t uid)
+{
+	be32_put(buf, userid);
+	be32_put(buf + 4, mboxid);
+	be32_put(buf + 8, uid);
+}
+
+size_t mboxname_key(uint8_t buf[MBOXNAME_KEY_MAX], uint32_t userid, const char *name)
+{
+	size_t len = strlen(name);
+
+	be32_put(buf, userid);
+	if (len <= MBOXNAME_DIRECT_MAX) {
+		memcpy(buf + 4, name, len);
+		return 4 + len;
+	}
+	memcpy(buf + 4, name, MBOXNAME_HEAD);
+	buf[4 + MBOXNAME_HEAD] = 0;
+	if (store_sha256(name, len, buf + 4 + MBOXNAME_HEAD + 1) < 0)
+		return 0;
+	return MBOXNAME_KEY_MAX;
+}
+
+size_t change_key(uint8_t buf[CHANGE_KEY_MAX], const char *origin, size_t origin_len,
+		  uint64_t seq)
+{
+	buf[0] = (uint8_t)origin_len;
+	memcpy(buf + 1, origin, origin_len);
+	be64_put(buf + 1 + origin_len, seq);
+	return 1 + origin_len + 8;
+}
+
+size_t meta_seq_key(char buf[META_KEY_MAX], const char *origin, size_t origin_len)
+{
+	size_t plen = sizeof(META_SEQ_PREFIX) - 1;
+
+	memcpy(buf, META_SEQ_PREFIX, plen);
+	memcpy(buf + plen, origin, origin_len);
+	return plen + origin_len;
+}
+
+/* ---- loaders -------------------------------------------------------------- */
+
+int store_load_user(struct store *st, MDB_txn *txn, const char *name, struct store_user *u_r)
+{
+	size_t len = strnlen(name, STORE_NAME_MAX);
+	MDB_val k = { .mv_size = len, .mv_data = (void *)name }, v;
+	int rc;
+
+	if (len == 0 || len >= STORE_NAME_MAX)
+		return STORE_NOTFOUND;
+	rc = mdb_get(txn, st->dbi[DBI_USERS], &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? STORE_NOTFOUND : STORE_IO;
+	return user_rec_decode(&k, &v, u_r);
+}
+
+int store_load_mbox_id(struct store *st, MDB_txn *txn, uint32_t userid, uint32_t mboxid,
+		       struct store_mailbox *mb_r)
+{
+	uint8_t kb[MBOX_KEY_LEN];
+	MDB_val k = { .mv_size = sizeof(kb), .mv_data = kb }, v;
+	int rc;
+
+	mbox_key(kb, userid, mboxid);
+	rc = mdb_get(txn, st->dbi[DBI_MAILBOXES], &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? STORE_NOTFOUND : STORE_IO;
+	return mbox_rec_decode(&v, mb_r);
+}
+
+int store_load_mbox_name(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
+			 struct store_mailbox *mb_r)
+{
+	uint8_t kb[MBOXNAME_KEY_MAX];
+	MDB_val k = { .mv_data = kb }, v;
+	int rc, err;
+
+	if (name[0] == '\0' || strnlen(name, STORE_MBOX_MAX) >= STORE_MBOX_MAX)
+		return STORE_NOTFOUND;
+	name = store_mbox_canon(name);
+	k.mv_size = mboxname_key(kb, userid, name);
+	if (k.mv_size == 0)
+		return STORE_IO;
+	rc = mdb_get(txn, st->dbi[DBI_MBOXNAMES], &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? STORE_NOTFOUND : STORE_IO;
+	if (v.mv_size != 4)
+		return STORE_IO;
+	err = store_load_mbox_id(st, txn, userid, be32_get(v.mv_data), mb_r);
+	if (err == STORE_NOTFOUND)
+		return STORE_IO;	/* index points nowhere */
+	if (err == STORE_OK && strcmp(mb_r->name, name) != 0)
+		return STORE_NOTFOUND;	/* hashed key of another long name */
+	return err;
+}
+
+int store_meta_get_u64(struct store *st, MDB_txn *txn, const char *key, size_t key_len,
+		       uint64_t *v_r)
+{
+	MDB_val k = { .mv_size = key_len, .mv_data = (void *)key }, v;
+	int rc;
+
+	*v_r = 0;
+	rc = mdb_get(txn, st->dbi[DBI_META], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return STORE_NOTFOUND;
+	if (rc != 0)
+		return STORE_IO;
+	if (v.mv_size == 4)
+		*v_r = be32_get(v.mv_data);
+	else if (v.mv_size == 8)
+		*v_r = be64_get(v.mv_data);
+	else if (v.mv_size == 1)
+		*v_r = *(const uint8_t *)v.mv_data;
+	else
+		return STORE_IO;
+	return STORE_OK;
+}
