@@ -37,6 +37,10 @@ struct bev_transport {
 	bool closing;
 	bool closed_reported;
 	unsigned timeout;
+	/* TLS close: the filter's output drains into the socket
+	 * bufferevent's; the close is reported when that is empty too. */
+	struct event *flushed_ev;
+	struct evbuffer_cb_entry *flush_cb;
 };
 
 static void bt_readcb(struct bufferevent *bev, void *arg);
@@ -142,6 +146,34 @@ static void bt_report(struct bev_transport *bt, enum transport_event ev)
 		bt->t.cbs->event(bt->t.cb_arg, ev);
 }
 
+/* Both the session-facing output and, under TLS, the socket's output are
+ * empty: everything reached the kernel. */
+static bool bt_all_flushed(struct bev_transport *bt)
+{
+	struct bufferevent *under = bufferevent_get_underlying(bt->bev);
+
+	if (evbuffer_get_length(bufferevent_get_output(bt->bev)) != 0)
+		return false;
+	return under == NULL || evbuffer_get_length(bufferevent_get_output(under)) == 0;
+}
+
+static void bt_flushed_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bev_transport *bt = arg;
+
+	if (bt_all_flushed(bt))
+		bt_report(bt, TRANSPORT_CLOSED);
+}
+
+/* Runs inside libevent's write path: only schedule the check. */
+static void bt_under_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct bev_transport *bt = arg;
+
+	if (evbuffer_get_length(buf) == 0 && bt->flushed_ev != NULL)
+		event_active(bt->flushed_ev, EV_TIMEOUT, 0);
+}
+
 static void bt_close_after_flush(struct transport *t)
 {
 	struct bev_transport *bt = bt_of(t);
@@ -150,6 +182,13 @@ static void bt_close_after_flush(struct transport *t)
 		return;
 	bt->closing = true;
 	bufferevent_disable(bt->bev, EV_READ);
+	if (bufferevent_get_underlying(bt->bev) != NULL) {
+		bt->flushed_ev = event_new(bt->base, -1, 0, bt_flushed_cb, bt);
+		if (bt->flushed_ev != NULL)
+			bt->flush_cb = evbuffer_add_cb(
+				bufferevent_get_output(bufferevent_get_underlying(bt->bev)),
+				bt_under_out_cb, bt);
+	}
 	/* Give a slow peer a bounded time to take the last bytes. */
 	bt->timeout = bt->timeout ? bt->timeout : 30;
 	bt_apply_timeout(bt);
@@ -167,6 +206,11 @@ static void bt_free(struct transport *t)
 {
 	struct bev_transport *bt = bt_of(t);
 
+	if (bt->flush_cb != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_output(bufferevent_get_underlying(bt->bev)),
+					 bt->flush_cb);
+	if (bt->flushed_ev != NULL)
+		event_free(bt->flushed_ev);
 	if (bt->bev != NULL) {
 		if (bt->t.tls) {
 			SSL *ssl = bufferevent_openssl_get_ssl(bt->bev);
@@ -204,8 +248,10 @@ static void bt_writecb(struct bufferevent *bev, void *arg)
 	struct bev_transport *bt = arg;
 
 	if (bt->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (bt_all_flushed(bt))
 			bt_report(bt, TRANSPORT_CLOSED);
+		else if (bt->flushed_ev == NULL && bufferevent_get_underlying(bev) != NULL)
+			bt_report(bt, TRANSPORT_CLOSED); /* out of memory: best effort */
 		return;
 	}
 	if (bt->t.cbs != NULL && bt->t.cbs->drained != NULL)
