@@ -340,6 +340,15 @@ int main(int argc, char **argv)
 		log_info("listen", "proto=%s addr=%s tls=%s", config_proto_name(lc->proto), addr,
 			 lc->tls == LTLS_IMPLICIT ? "implicit" : lc->tls == LTLS_STARTTLS ? "starttls" : "no");
 	}
+	/* The control socket too is bound as root (its directory, e.g.
+	 * /run/popnode, is usually root's); requests are served only once the
+	 * loop runs, after the store is open. */
+	d.control = control_start(n, d.cfg.control_socket, &error);
+	if (d.control == NULL) {
+		log_err("startup", "control_socket=%s error=\"%s\"", d.cfg.control_socket, error);
+		fprintf(stderr, "popnode: control socket %s: %s\n", d.cfg.control_socket, error);
+		goto out;
+	}
 	if (drop_privileges(d.cfg.run_user) < 0)
 		goto out;
 
@@ -359,12 +368,6 @@ int main(int argc, char **argv)
 	store_set_commit_observer(n->store, commit_observer, n);
 	if (d.cfg.dev_mode && ensure_demo_user(n) < 0)
 		goto out;
-	d.control = control_start(n, d.cfg.control_socket, &error);
-	if (d.control == NULL) {
-		log_err("startup", "control_socket=%s error=\"%s\"", d.cfg.control_socket, error);
-		fprintf(stderr, "popnode: control socket %s: %s\n", d.cfg.control_socket, error);
-		goto out;
-	}
 
 	d.sig_term = evsignal_new(n->base, SIGTERM, signal_cb, &d);
 	d.sig_int = evsignal_new(n->base, SIGINT, signal_cb, &d);

@@ -19,12 +19,17 @@ POPNODE = os.environ.get("POPNODE_BIN", os.path.join(ROOT, "bin", "popnode"))
 POPCTL = os.environ.get("POPCTL_BIN", os.path.join(ROOT, "bin", "popctl"))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def free_ports(n):
+    """n distinct free loopback ports (all held open while choosing)."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 
 def make_cert(d):
@@ -48,7 +53,8 @@ class Node:
         self.lmtp_sock = os.path.join(self.dir, "lmtp.sock")
         self.log = os.path.join(self.dir, "popnode.log")
         self.cert, self.key = make_cert(self.dir)
-        self.ports = {p: free_port() for p in ("lmtp", "pop3", "pop3plain", "pop3s", "http")}
+        names = ("lmtp", "pop3", "pop3plain", "pop3s", "http")
+        self.ports = dict(zip(names, free_ports(len(names))))
         self.conf = os.path.join(self.dir, "popnode.conf")
         self.extra = extra
         self.proc = None
