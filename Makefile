@@ -72,7 +72,8 @@ FUZZ_pop3_SRCS := imapproxy/pop3_parse.c
 FUZZ_config_SRCS := popnode/config.c popnode/log.c
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(INC)
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_lmtp_SRCS) $(FUZZ_pop3_SRCS) $(FUZZ_config_SRCS)
+.SECONDEXPANSION:
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_$$*_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_$*_SRCS)
 

@@ -982,9 +982,14 @@ static void on_event(void *arg, enum transport_event ev)
 		s_end(s, "error");
 		break;
 	case TRANSPORT_TIMEOUT:
-		/* every transport event is final: the transport no longer
-		 * writes, so there is no point in a goodbye line */
-		s_end(s, "timeout");
+		/* Idle: the transport still writes, so say why (RFC 1939
+		 * servers close an idle session without entering UPDATE). */
+		if (s->auth == NULL && !s->expunge_pending && !s->ending && !s->closing) {
+			reply(s, "-ERR [SYS/TEMP] idle timeout, closing");
+			s_close(s, "timeout");
+		} else {
+			s_end(s, "timeout");
+		}
 		break;
 	case TRANSPORT_CLOSED:
 		s_end(s, "closed");

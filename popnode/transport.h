@@ -25,7 +25,9 @@ struct transport;
 enum transport_event {
 	TRANSPORT_EOF,		/* peer closed */
 	TRANSPORT_ERROR,	/* socket or TLS error */
-	TRANSPORT_TIMEOUT,	/* idle timeout passed */
+	TRANSPORT_TIMEOUT,	/* idle timeout passed; output still works: the
+				 * session may queue a last line and call
+				 * close_after_flush, or free the transport */
 	TRANSPORT_CLOSED,	/* close_after_flush finished */
 };
 

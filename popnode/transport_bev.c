@@ -265,6 +265,16 @@ static void bt_eventcb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED)
 		return;
 	if (what & BEV_EVENT_TIMEOUT) {
+		if ((what & BEV_EVENT_READING) && !bt->closing && !bt->closed_reported) {
+			/* Idle: the session may still say goodbye (a final
+			 * line, then close_after_flush) or free at once. */
+			bufferevent_disable(bev, EV_READ);
+			bufferevent_enable(bev, EV_WRITE);
+			if (bt->t.cbs != NULL && bt->t.cbs->event != NULL)
+				bt->t.cbs->event(bt->t.cb_arg, TRANSPORT_TIMEOUT);
+			return;
+		}
+		/* The peer does not take our output: nothing more can be said. */
 		bt_report(bt, TRANSPORT_TIMEOUT);
 		return;
 	}

@@ -47,3 +47,19 @@ def test_auth_failures_delay_then_block(make_node):
         q.pass_("secret")  # right password, but the address is blocked
     assert b"too many" in e.value.args[0] or b"[AUTH]" in e.value.args[0]
     q.close()
+
+
+def test_idle_timeout_says_goodbye(make_node):
+    n = make_node(extra="idle_timeout 1")
+    for port, want in ((n.ports["lmtp"], b"421 4.4.2"), (n.ports["pop3plain"], b"-ERR")):
+        s = socket.create_connection(("127.0.0.1", port), 10)
+        data = b""
+        t0 = time.time()
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        assert want in data, data
+        assert 0.8 < time.time() - t0 < 8
