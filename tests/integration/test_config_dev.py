@@ -73,10 +73,9 @@ def test_dev_mode(tmpbase):
     d = os.path.join(tmpbase, "dev")
     p = subprocess.Popen([POPNODE, "--dev", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 20
-        while not os.path.exists(os.path.join(d, "control.sock")) and time.time() < deadline:
-            assert p.poll() is None, p.stderr.read()
-            time.sleep(0.05)
+        # the banner is printed once the node serves (demo user made)
+        banner = p.stdout.readline()
+        assert "running" in banner, banner + p.stderr.read()
         assert os.path.exists(os.path.join(d, "cert.pem"))
         import smtplib, poplib, ssl
         with smtplib.LMTP("127.0.0.1", 10024) as c:
@@ -95,6 +94,9 @@ def test_dev_mode(tmpbase):
         assert r.returncode == 0 and "demo" in r.stdout
     finally:
         p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=30)
+        # read through the same buffered pipe objects readline() used
+        out, err = p.stdout.read(), p.stderr.read()
+        p.wait(30)
     assert p.returncode == 0, err
+    out = banner + out
     assert "demo" in out and "10024" in out
