@@ -449,6 +449,13 @@ static void login(struct pop3_session *s, const struct store_user *u)
 	struct node *n = s->n;
 	struct store_mailbox mb;
 
+	if (strcmp(u->home, n->cfg->node_id) != 0) {
+		/* Until sessions are carried to the home POP over the link,
+		 * say so instead of showing an empty maildrop. */
+		log_info("pop3.remote_home", "peer=%s user=%s home=%s", s->t->peer, u->name, u->home);
+		reply(s, "-ERR [SYS/TEMP] mailbox is served by POP %s, try later", u->home);
+		return;
+	}
 	if (!node_user_lock(n, u->id)) {
 		log_info("pop3.in_use", "peer=%s user=%s", s->t->peer, u->name);
 		reply(s, "-ERR [IN-USE] mailbox already in use");

@@ -105,6 +105,13 @@ static void verify_work(void *arg)
 	struct auth_request *r = arg;
 	const char *hash = r->user_found ? r->user.pwhash : dummy_hash;
 
+	/* A locked or weak hash would answer at once: spend the same time
+	 * as a real check so timing tells nothing about the account. */
+	if (!dir_hash_acceptable(hash)) {
+		(void)dir_verify_password(r->password, dummy_hash);
+		r->verified = false;
+		return;
+	}
 	r->verified = dir_verify_password(r->password, hash) && r->user_found;
 }
 

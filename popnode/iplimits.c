@@ -1,15 +1,16 @@
 /*
  * iplimits.c - per remote address session counts and auth failures.
  *
- * A small open hash table keyed by the address text.  Entries with no
- * session and no failure inside the window are removed, so the table is
- * bounded by the number of active addresses plus recent offenders; a hard
- * cap (IPL_MAX_ENTRIES) bounds it against address sprays: past it, failure
- * tracking for new addresses is dropped (sessions are still limited by
- * max_sessions).
+ * A small chained hash table keyed by the address text.  Entries with no
+ * session and no failure inside the window are removed (at once when the
+ * last session closes; expired failure records by a sweep when the table
+ * reaches IPL_MAX_ENTRIES).  If the table is still full after a sweep, a
+ * new address is refused a session and its failures count as over the
+ * limit: under an address spray the limits fail closed, never open.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "iplimits.h"
 
@@ -84,6 +85,27 @@ static struct ipl_entry **ipl_slot(struct iplimits *l, const char *ip)
 	return pp;
 }
 
+/* Drop entries with no session whose failures are outside the window. */
+static void ipl_sweep(struct iplimits *l, long now)
+{
+	for (size_t i = 0; i < l->n_buckets; i++) {
+		struct ipl_entry **pp = &l->buckets[i];
+
+		while (*pp != NULL) {
+			struct ipl_entry *e = *pp;
+
+			if (e->sessions == 0 &&
+			    (e->failures == 0 || now - e->first_failure >= (long)l->cfg->auth_fail_window)) {
+				*pp = e->next;
+				free(e);
+				l->n_entries--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+}
+
 static struct ipl_entry *ipl_get(struct iplimits *l, const char *ip, bool create)
 {
 	struct ipl_entry **pp = ipl_slot(l, ip);
@@ -91,8 +113,14 @@ static struct ipl_entry *ipl_get(struct iplimits *l, const char *ip, bool create
 
 	if (*pp != NULL || !create)
 		return *pp;
-	if (l->n_entries >= IPL_MAX_ENTRIES || strlen(ip) >= sizeof(e->ip))
+	if (strlen(ip) >= sizeof(e->ip))
 		return NULL;
+	if (l->n_entries >= IPL_MAX_ENTRIES) {
+		ipl_sweep(l, (long)time(NULL));
+		if (l->n_entries >= IPL_MAX_ENTRIES)
+			return NULL;
+		pp = ipl_slot(l, ip);
+	}
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
 		return NULL;
@@ -132,7 +160,7 @@ bool iplimits_session_open(struct iplimits *l, const char *ip)
 		return true;
 	e = ipl_get(l, ip, true);
 	if (e == NULL)
-		return l->n_entries < IPL_MAX_ENTRIES ? false : true;
+		return false; /* table full (spray) or out of memory: fail closed */
 	if (l->cfg->max_sessions_per_ip != 0 && e->sessions >= l->cfg->max_sessions_per_ip)
 		return false;
 	e->sessions++;

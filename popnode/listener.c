@@ -34,6 +34,7 @@ struct listener {
 	struct node *n;
 	const struct listen_conf *lc;
 	struct evconnlistener *evl;
+	struct event *resume;	/* re-enables accepting after EMFILE & co. */
 };
 
 /* Per-connection accounting, freed with the transport. */
@@ -228,14 +229,26 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	}
 }
 
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	evconnlistener_enable(l->evl);
+}
+
 static void accept_error_cb(struct evconnlistener *evl, void *arg)
 {
 	struct listener *l = arg;
+	struct timeval one_second = { 1, 0 };
 	int e = EVUTIL_SOCKET_ERROR();
 
-	/* EMFILE and friends: pause a moment instead of spinning. */
-	log_err("listener.accept", "proto=%s error=\"%s\"", config_proto_name(l->lc->proto),
-		evutil_socket_error_to_string(e));
+	/* EMFILE and friends: the pending connection stays in the backlog
+	 * and the socket stays readable, so accepting again at once would
+	 * spin.  Pause this listener for a second. */
+	log_err("listener.accept", "proto=%s error=\"%s\" action=pause-1s",
+		config_proto_name(l->lc->proto), evutil_socket_error_to_string(e));
+	evconnlistener_disable(evl);
+	evtimer_add(l->resume, &one_second);
 }
 
 struct listener *listener_start(struct node *n, const struct listen_conf *lc, char *err, size_t errsz)
@@ -260,6 +273,13 @@ struct listener *listener_start(struct node *n, const struct listen_conf *lc, ch
 		snprintf(err, errsz, "cannot listen");
 		return NULL;
 	}
+	l->resume = evtimer_new(n->base, resume_cb, l);
+	if (l->resume == NULL) {
+		evconnlistener_free(l->evl);
+		free(l);
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
 	evconnlistener_set_error_cb(l->evl, accept_error_cb);
 	return l;
 }
@@ -271,6 +291,7 @@ void listener_free(struct listener **lp)
 	if (l == NULL)
 		return;
 	*lp = NULL;
+	event_free(l->resume);
 	evconnlistener_free(l->evl);
 	if (l->lc->is_unix)
 		unlink(l->lc->path);

@@ -274,8 +274,9 @@ static void bt_eventcb(struct bufferevent *bev, short what, void *arg)
 				bt->t.cbs->event(bt->t.cb_arg, TRANSPORT_TIMEOUT);
 			return;
 		}
-		/* The peer does not take our output: nothing more can be said. */
-		bt_report(bt, TRANSPORT_TIMEOUT);
+		/* The peer does not take our output: nothing more can be
+		 * said, so this is final (an error, unless we were closing). */
+		bt_report(bt, TRANSPORT_ERROR);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {

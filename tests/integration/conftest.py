@@ -53,7 +53,7 @@ class Node:
         self.lmtp_sock = os.path.join(self.dir, "lmtp.sock")
         self.log = os.path.join(self.dir, "popnode.log")
         self.cert, self.key = make_cert(self.dir)
-        names = ("lmtp", "pop3", "pop3plain", "pop3s", "http")
+        names = ("lmtp", "pop3", "pop3plain", "pop3s", "http", "imap", "imapplain", "imaps")
         self.ports = dict(zip(names, free_ports(len(names))))
         self.conf = os.path.join(self.dir, "popnode.conf")
         self.extra = extra
@@ -79,6 +79,9 @@ listen pop3 127.0.0.1:{p['pop3']}
 listen pop3 127.0.0.1:{p['pop3plain']} plaintext-auth
 listen pop3s 127.0.0.1:{p['pop3s']}
 listen http 127.0.0.1:{p['http']}
+listen imap 127.0.0.1:{p['imap']}
+listen imap 127.0.0.1:{p['imapplain']} plaintext-auth
+listen imaps 127.0.0.1:{p['imaps']}
 """.splitlines()
         # a single-valued directive in `extra` replaces the default one
         extra = [l for l in self.extra.splitlines() if l.strip()]

@@ -63,3 +63,29 @@ def test_idle_timeout_says_goodbye(make_node):
         s.close()
         assert want in data, data
         assert 0.8 < time.time() - t0 < 8
+
+
+def test_client_that_never_reads_is_dropped(make_node):
+    """A peer that pipelines commands but never reads must not pin a session."""
+    import json
+    import urllib.request
+    n = make_node(extra="idle_timeout 1")
+    s = socket.create_connection(("127.0.0.1", n.ports["pop3plain"]), 10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.setblocking(False)
+    sent = 0
+    try:
+        for _ in range(4000):
+            sent += s.send(b"CAPA\r\n" * 100)
+    except BlockingIOError:
+        pass
+    deadline = time.time() + 15
+    active = None
+    while time.time() < deadline:
+        st = json.load(urllib.request.urlopen(f"http://127.0.0.1:{n.ports['http']}/status", timeout=5))
+        active = st["sessions"]["pop3"]
+        if active == 0:
+            break
+        time.sleep(0.3)
+    s.close()
+    assert sent > 0 and active == 0, f"session still open after the write timeout (sent {sent})"

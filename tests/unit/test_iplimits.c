@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -82,12 +83,36 @@ static void test_delay_cap(void **state)
 	iplimits_free(&l);
 }
 
+static void test_table_full_fails_closed(void **state)
+{
+	struct iplimits *l;
+	char ip[48];
+
+	setup_cfg();
+	cfg.max_sessions_per_ip = 1;
+	l = iplimits_new(&cfg);
+	/* 200,000 addresses with one old failure each: swept when full */
+	for (unsigned i = 0; i < 200000; i++) {
+		snprintf(ip, sizeof(ip), "2001:db8::%x:%x", i >> 16, i & 0xffff);
+		iplimits_auth_failed(l, ip, 1);
+	}
+	assert_true(iplimits_session_open(l, "198.51.100.1"));
+	/* now fill it with live sessions, which cannot be swept */
+	for (unsigned i = 0; i < 200000; i++) {
+		snprintf(ip, sizeof(ip), "2001:db8:1::%x:%x", i >> 16, i & 0xffff);
+		iplimits_session_open(l, ip);
+	}
+	assert_false(iplimits_session_open(l, "198.51.100.2"));
+	iplimits_free(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_auth_delay_and_block),
 		cmocka_unit_test(test_delay_cap),
+		cmocka_unit_test(test_table_full_fails_closed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
