@@ -57,6 +57,7 @@
 #include "control_proto.h"
 #include "directory.h"
 #include "log.h"
+#include "unixsock.h"
 #include "node.h"
 #include "status.h"
 #include "store.h"
@@ -975,45 +976,15 @@ static const char *set_error(const char *fmt, ...)
 	return errbuf;
 }
 
-/* Remove a socket left by a daemon that is gone; refuse to touch a live
- * one or anything that is not a socket.  Error messages here and below
- * give the reason only: the caller names the socket. */
+/* The reason only: the caller names the socket. */
 static int remove_stale(const struct sockaddr_un *sun, const char **error_r)
 {
-	struct stat st;
-	int fd, rc, err;
+	char why[200];
 
-	if (lstat(sun->sun_path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		*error_r = set_error("%s", strerror(errno));
+	if (unixsock_remove_stale(sun->sun_path, why, sizeof(why)) < 0) {
+		*error_r = set_error("%s", why);
 		return -1;
 	}
-	if (!S_ISSOCK(st.st_mode)) {
-		*error_r = set_error("exists and is not a socket");
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		*error_r = set_error("socket: %s", strerror(errno));
-		return -1;
-	}
-	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
-	err = errno;
-	close(fd);
-	if (rc == 0) {
-		*error_r = set_error("in use by a running popnode");
-		return -1;
-	}
-	if (err != ECONNREFUSED) {
-		*error_r = set_error("probing the existing socket: %s", strerror(err));
-		return -1;
-	}
-	if (unlink(sun->sun_path) < 0 && errno != ENOENT) {
-		*error_r = set_error("cannot remove the stale socket: %s", strerror(errno));
-		return -1;
-	}
-	log_info("control.stale", "path=%s removed=yes", sun->sun_path);
 	return 0;
 }
 

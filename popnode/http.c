@@ -39,6 +39,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "unixsock.h"
 #include "node.h"
 #include "status.h"
 
@@ -141,41 +142,13 @@ static void handle(struct evhttp_request *req, void *arg)
 		  log_sanitize(safe, sizeof(safe), path, strlen(path)), code);
 }
 
-/* Remove a socket left by a process that is gone; refuse a live one or
- * anything that is not a socket. */
+/* The reason only: the caller names the socket. */
 static int remove_stale(const struct sockaddr_un *sun, const char **error_r)
 {
-	struct stat st;
-	int fd, rc, err;
+	char why[200];
 
-	if (lstat(sun->sun_path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		*error_r = set_error("%s", strerror(errno));
-		return -1;
-	}
-	if (!S_ISSOCK(st.st_mode)) {
-		*error_r = set_error("exists and is not a socket");
-		return -1;
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		*error_r = set_error("socket: %s", strerror(errno));
-		return -1;
-	}
-	rc = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
-	err = errno;
-	close(fd);
-	if (rc == 0) {
-		*error_r = set_error("in use by a running process");
-		return -1;
-	}
-	if (err != ECONNREFUSED) {
-		*error_r = set_error("probing the existing socket: %s", strerror(err));
-		return -1;
-	}
-	if (unlink(sun->sun_path) < 0 && errno != ENOENT) {
-		*error_r = set_error("cannot remove the stale socket: %s", strerror(errno));
+	if (unixsock_remove_stale(sun->sun_path, why, sizeof(why)) < 0) {
+		*error_r = set_error("%s", why);
 		return -1;
 	}
 	return 0;

@@ -29,6 +29,7 @@
 #include "node.h"
 #include "pop3.h"
 #include "transport_bev.h"
+#include "unixsock.h"
 
 struct listener {
 	struct node *n;
@@ -66,7 +67,7 @@ int listener_bind(const struct listen_conf *lc, char *err, size_t errsz)
 	listener_addr_str(lc, addr, sizeof(addr));
 	if (lc->is_unix) {
 		struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
-		struct stat st;
+		char why[200];
 
 		if (strlen(lc->path) >= sizeof(sun->sun_path)) {
 			snprintf(err, errsz, "%s: path too long", addr);
@@ -75,9 +76,10 @@ int listener_bind(const struct listen_conf *lc, char *err, size_t errsz)
 		sun->sun_family = AF_UNIX;
 		strcpy(sun->sun_path, lc->path);
 		sslen = sizeof(*sun);
-		/* Replace a stale socket, never a regular file. */
-		if (lstat(lc->path, &st) == 0 && S_ISSOCK(st.st_mode))
-			unlink(lc->path);
+		if (unixsock_remove_stale(lc->path, why, sizeof(why)) < 0) {
+			snprintf(err, errsz, "%s: %s", addr, why);
+			return -1;
+		}
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
