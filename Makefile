@@ -66,10 +66,11 @@ integration: all
 # libFuzzer targets: each fuzz_NAME.c is built with clang against the
 # parser sources listed here, then run for FUZZ_SECONDS from its corpus.
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := lmtp pop3 config imap
+FUZZ_TARGETS := lmtp pop3 config imap mime
 FUZZ_lmtp_SRCS := popnode/lmtp_parse.c
 FUZZ_pop3_SRCS := imapproxy/pop3_parse.c
 FUZZ_config_SRCS := popnode/config.c popnode/log.c
+FUZZ_mime_SRCS := popnode/mime.c imapproxy/imap_body.c
 FUZZ_imap_SRCS := imapproxy/imap_arena.c imapproxy/imap_utf7.c imapproxy/imap_seqset.c \
 	imapproxy/imap_date.c imapproxy/imap_reader.c imapproxy/imap_parse.c \
 	imapproxy/imap_fetch_parse.c imapproxy/imap_search_parse.c imapproxy/imap_search.c
