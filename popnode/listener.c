@@ -22,6 +22,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "imap.h"
 #include "iplimits.h"
 #include "listener.h"
 #include "lmtp.h"
@@ -223,6 +224,10 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	case PROTO_POP3:
 	case PROTO_POP3S:
 		pop3_session_start(n, t, lc);
+		break;
+	case PROTO_IMAP:
+	case PROTO_IMAPS:
+		imap_session_start(n, t, lc);
 		break;
 	default:
 		/* main.c starts listeners only for protocols served here. */

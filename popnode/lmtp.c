@@ -7,8 +7,10 @@
  * RCPT is checked at once against the directory (domain local, user
  * known, enabled, not over quota).  After the final dot the message goes
  * to store_deliver() once for all accepted recipients (the body is stored
- * once); the store calls back when the group commit is durable, and only
- * then do we send one reply per accepted recipient, in RCPT order.
+ * once, with its MIME structure from one mime_parse() pass, which IMAP
+ * serves ENVELOPE and BODYSTRUCTURE from); the store calls back when the
+ * group commit is durable, and only then do we send one reply per
+ * accepted recipient, in RCPT order.
  *
  * Phases:  COMMANDS --DATA--> DATA --final dot--> DELIVERING --commit--> COMMANDS
  *
@@ -46,6 +48,7 @@
 #include "lmtp_parse.h"
 #include "log.h"
 #include "metrics.h"
+#include "mime.h"
 #include "node.h"
 #include "store.h"
 #include "transport.h"
@@ -566,6 +569,8 @@ static enum act data_end(struct lmtp_session *s)
 	char *prefixes;
 	const char *body;
 	size_t body_len;
+	uint8_t *meta = NULL;
+	size_t meta_len = 0;
 
 	switch (lmtp_data_error(s->data)) {
 	case LMTP_DATA_OK:
@@ -601,6 +606,17 @@ static enum act data_end(struct lmtp_session *s)
 		sr[r->slot].prefix_len = (size_t)plen;
 		s->results[r->slot].size = (size_t)plen + body_len;
 	}
+	/* The MIME structure, once per message (IMAP ENVELOPE/BODYSTRUCTURE
+	 * and section offsets come from it).  Without it IMAP parses the
+	 * message when asked: a failure here never refuses mail. */
+	if (mime_parse(body != NULL ? body : "", body_len, &meta, &meta_len) < 0 ||
+	    meta_len > STORE_META_MAX) {
+		log_warn("lmtp.mime", "session=%llu size=%zu result=%s", s->id, body_len,
+			 meta != NULL ? "too_big" : "failed");
+		free(meta);
+		meta = NULL;
+		meta_len = 0;
+	}
 	d = (struct store_delivery){
 		.body = body != NULL ? body : "",
 		.body_len = body_len,
@@ -608,6 +624,8 @@ static enum act data_end(struct lmtp_session *s)
 		.mailbox = NULL,
 		.rcpts = sr,
 		.n_rcpts = s->n_slots,
+		.meta = meta,
+		.meta_len = meta_len,
 	};
 	s->phase = PH_DELIVERING;
 	s->in_store_call = true;
@@ -617,6 +635,7 @@ static enum act data_end(struct lmtp_session *s)
 	/* The store copied what it needs. */
 	free(sr);
 	free(prefixes);
+	free(meta);
 	lmtp_data_reset(s->data);
 	if (s->store_done_early)
 		return deliver_finish(s); /* not dead: no event ran meanwhile */

@@ -29,6 +29,7 @@
 #include "control.h"
 #include "directory.h"
 #include "http.h"
+#include "imap.h"
 #include "iplimits.h"
 #include "listener.h"
 #include "log.h"
@@ -61,9 +62,8 @@ static void usage(FILE *f)
 
 static bool served(enum listen_proto p)
 {
-	/* IMAP comes with the IMAP server; until then its ports stay
-	 * reserved in the config but are not bound. */
-	return p != PROTO_IMAP && p != PROTO_IMAPS;
+	/* every protocol of the config is served here */
+	return p < PROTO_COUNT;
 }
 
 static void stop_services(struct daemon *d)
@@ -210,7 +210,8 @@ static void print_dev_banner(const struct config *c)
 	printf("  deliver: swaks --protocol LMTP --server 127.0.0.1:10024 --to demo@example.com\n");
 	printf("  read:    curl -u demo:demo pop3://127.0.0.1:10110/1\n");
 	printf("           POP3 10110 (STLS), POP3S 10995 (self-signed cert %s)\n", c->tls_cert);
-	printf("           IMAP 10143/10993 reserved (not served yet)\n");
+	printf("           IMAP 10143 (STARTTLS), IMAPS 10993:\n");
+	printf("           curl -u demo:demo 'imap://127.0.0.1:10143/INBOX;UID=1'\n");
 	printf("  status:  curl http://127.0.0.1:10080/status   metrics: /metrics\n");
 	printf("  admin:   bin/popctl --dev %s user list\n", c->data_dir);
 	printf("  stop:    Ctrl-C\n");
@@ -366,6 +367,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	store_set_commit_observer(n->store, commit_observer, n);
+	if (imap_init(n) < 0) {
+		log_err("startup", "error=\"out of memory (imap)\"");
+		goto out;
+	}
 	if (d.cfg.dev_mode && ensure_demo_user(n) < 0)
 		goto out;
 
@@ -386,6 +391,7 @@ int main(int argc, char **argv)
 out:
 	stop_services(&d);
 	store_close(&n->store); /* commits whatever is still queued */
+	imap_fini(n);		/* after the store's last callbacks */
 	workq_free(&n->workq);
 	if (d.stop_timer != NULL)
 		event_free(d.stop_timer);

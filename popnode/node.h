@@ -17,6 +17,7 @@ struct event_base;
 struct store;
 struct iplimits;
 struct workq;
+struct imap_registry;
 
 #define POPNODE_VERSION "0.1.0"
 
@@ -47,6 +48,8 @@ struct node {
 	/* users with an open POP3 maildrop (RFC 1939 exclusive lock) */
 	uint32_t *locked_users;
 	size_t n_locked, cap_locked;
+	/* IMAP: selected mailboxes and change notification (imap.h) */
+	struct imap_registry *imap;
 };
 
 void node_session_register(struct node *n, struct node_session *s, enum listen_proto proto,

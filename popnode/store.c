@@ -1,6 +1,8 @@
 /*
- * store.c - opening and closing the LMDB store, the synchronous reads,
- * and statistics.  Writes live in store_write.c / store_ops.c.
+ * store.c - opening and closing the LMDB store, the directory reads and
+ * the original message reads, and statistics.  The IMAP reads live in
+ * store_read.c; writes in store_write.c / store_submit.c and the
+ * store_*ops.c files.
  *
  * The environment is opened with LMDB's default durability (no MDB_NOSYNC,
  * no MDB_NOMETASYNC), so mdb_txn_commit returns only after fsync; MDB_NOTLS
@@ -28,6 +30,10 @@ static const char *const dbi_names[DBI_COUNT] = {
 	[DBI_BODYREFS] = "bodyrefs",
 	[DBI_CHANGELOG] = "changelog",
 	[DBI_META] = "meta",
+	[DBI_SUBS] = "subs",
+	[DBI_KEYWORDS] = "keywords",
+	[DBI_VANISHED] = "vanished",
+	[DBI_BODYMETA] = "bodymeta",
 };
 
 const char *store_strerror(int err)
@@ -58,7 +64,8 @@ const char *store_strerror(int err)
 
 /* ---- open / close --------------------------------------------------------- */
 
-/* Open every sub-database and check (or stamp) the format version. */
+/* Open every sub-database and check (or stamp) the format version; an
+ * environment of an older format is upgraded in the same transaction. */
 static int open_dbis(struct store *st, const char **error_r)
 {
 	MDB_txn *txn;
@@ -77,6 +84,19 @@ static int open_dbis(struct store *st, const char **error_r)
 			goto fail;
 	}
 	rc = mdb_get(txn, st->dbi[DBI_META], &k, &v);
+	if (rc == 0 && v.mv_size == 1 && *(const uint8_t *)v.mv_data < STORE_FORMAT &&
+	    *(const uint8_t *)v.mv_data >= 1) {
+		unsigned from = *(const uint8_t *)v.mv_data;
+
+		rc = store_upgrade(st, txn, from, error_r);
+		if (rc != 0) {
+			mdb_txn_abort(txn);
+			if (rc > 0)
+				*error_r = mdb_strerror(rc);
+			return -1;
+		}
+		rc = MDB_NOTFOUND;	/* stamp the new format below */
+	}
 	if (rc == MDB_NOTFOUND) {
 		v.mv_size = 1;
 		v.mv_data = &fmt;
@@ -213,7 +233,7 @@ void store_close(struct store **stp)
 
 /* ---- reads ---------------------------------------------------------------- */
 
-static int rd_begin(struct store *st, MDB_txn **txn_r)
+int store_rd_begin(struct store *st, MDB_txn **txn_r)
 {
 	int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn_r);
 
@@ -229,7 +249,7 @@ int store_user_get(struct store *st, const char *name, struct store_user *u_r)
 	MDB_txn *txn;
 	int err;
 
-	if ((err = rd_begin(st, &txn)) != STORE_OK)
+	if ((err = store_rd_begin(st, &txn)) != STORE_OK)
 		return err;
 	err = store_load_user(st, txn, name, u_r);
 	mdb_txn_abort(txn);
@@ -244,7 +264,7 @@ int store_user_get_by_id(struct store *st, uint32_t id, struct store_user *u_r)
 	MDB_txn *txn;
 	int err, rc;
 
-	if ((err = rd_begin(st, &txn)) != STORE_OK)
+	if ((err = store_rd_begin(st, &txn)) != STORE_OK)
 		return err;
 	userid_key(kb, id);
 	rc = mdb_get(txn, st->dbi[DBI_USERIDS], &k, &v);
@@ -273,7 +293,7 @@ int store_user_foreach(struct store *st,
 	MDB_cursor_op how = MDB_FIRST;
 	int err, rc;
 
-	if ((err = rd_begin(st, &txn)) != STORE_OK)
+	if ((err = store_rd_begin(st, &txn)) != STORE_OK)
 		return err;
 	if (mdb_cursor_open(txn, st->dbi[DBI_USERS], &cur) != 0) {
 		mdb_txn_abort(txn);
@@ -301,9 +321,11 @@ int store_mailbox_get(struct store *st, uint32_t userid, const char *name,
 
 	if (name == NULL)
 		return STORE_NOTFOUND;
-	if ((err = rd_begin(st, &txn)) != STORE_OK)
+	if ((err = store_rd_begin(st, &txn)) != STORE_OK)
 		return err;
 	err = store_load_mbox_name(st, txn, userid, name, mb_r);
+	if (err == STORE_OK)
+		err = store_fill_subscribed(st, txn, userid, mb_r);
 	mdb_txn_abort(txn);
 	return err;
 }
@@ -320,7 +342,7 @@ int store_msg_foreach(struct store *st, uint32_t userid, uint32_t mboxid,
 	MDB_cursor_op how = MDB_SET_RANGE;
 	int err, rc;
 
-	if ((err = rd_begin(st, &txn)) != STORE_OK)
+	if ((err = store_rd_begin(st, &txn)) != STORE_OK)
 		return err;
 	if ((err = store_load_mbox_id(st, txn, userid, mboxid, &mb)) != STORE_OK) {
 		mdb_txn_abort(txn);
@@ -361,7 +383,7 @@ int store_msg_read(struct store *st, uint32_t userid, uint32_t mboxid, uint32_t 
 	MDB_txn *txn;
 	int err, rc;
 
-	if ((err = rd_begin(st, &txn)) != STORE_OK)
+	if ((err = store_rd_begin(st, &txn)) != STORE_OK)
 		return err;
 	msg_key(kb, userid, mboxid, uid);
 	rc = mdb_get(txn, st->dbi[DBI_MESSAGES], &k, &v);
@@ -403,7 +425,7 @@ int store_changelog_foreach(struct store *st, const char *origin, uint64_t after
 
 	if (origin_len == 0 || origin_len >= STORE_POP_MAX || after == UINT64_MAX)
 		return STORE_OK;	/* no such origin can have records */
-	if ((err = rd_begin(st, &txn)) != STORE_OK)
+	if ((err = store_rd_begin(st, &txn)) != STORE_OK)
 		return err;
 	if (mdb_cursor_open(txn, st->dbi[DBI_CHANGELOG], &cur) != 0) {
 		mdb_txn_abort(txn);
@@ -447,7 +469,7 @@ uint64_t store_changelog_last(struct store *st, const char *origin)
 
 	if (origin_len == 0 || origin_len >= STORE_POP_MAX)
 		return 0;
-	if (rd_begin(st, &txn) != STORE_OK)
+	if (store_rd_begin(st, &txn) != STORE_OK)
 		return 0;
 	if (store_meta_get_u64(st, txn, mk, meta_seq_key(mk, origin, origin_len), &seq) != STORE_OK)
 		seq = 0;

@@ -125,7 +125,11 @@ struct store_mailbox {
 	uint32_t messages;
 	uint64_t bytes;
 	uint32_t special_use;		/* STORE_SU_* */
-	bool subscribed;
+	bool subscribed;		/* the name is in the user's subscriptions
+					 * (store_mailbox_subscribe) */
+	/* added for IMAP: */
+	uint32_t unseen;		/* messages without \Seen, maintained by
+					 * every op (STATUS UNSEEN without a scan) */
 };
 
 /* Synchronous read of one mailbox by name ("INBOX" is case-insensitive). */
@@ -150,7 +154,13 @@ int store_msg_foreach(struct store *st, uint32_t userid, uint32_t mboxid,
 /* Calls cb once with the message's bytes: its per-recipient prefix (the
  * Return-Path/Delivered-To lines written at delivery) and the shared body.
  * The pointers are valid only during the call.  Returns cb's result, or
- * STORE_NOTFOUND / STORE_IO. */
+ * STORE_NOTFOUND / STORE_IO.
+ * The pointers point into LMDB's read-only map: nothing is copied, so a
+ * call costs one read transaction and two B-tree lookups whatever the
+ * size.  To stream a big message with bounded memory, call it (or
+ * store_msg_read_range) once per window and copy only that window; the
+ * bytes of a UID never change while the message exists (a window read
+ * after an expunge gets STORE_NOTFOUND). */
 int store_msg_read(struct store *st, uint32_t userid, uint32_t mboxid, uint32_t uid,
 		   int (*cb)(const char *prefix, size_t prefix_len,
 			     const char *body, size_t body_len, void *arg),
@@ -180,6 +190,14 @@ struct store_delivery {
 	const char *mailbox;		/* NULL = "INBOX" */
 	struct store_rcpt *rcpts;
 	size_t n_rcpts;
+	/* added for IMAP: an opaque per-body blob (popnode/mime.h's MIME
+	 * structure of body, offsets relative to body[0], i.e. WITHOUT the
+	 * per-recipient prefix).  Stored once per body hash beside the body
+	 * (kept if the body already has one), freed with the body; read back
+	 * with store_msg_read_meta.  NULL/0 = none.  At most STORE_META_MAX
+	 * bytes, else every recipient gets STORE_INVAL. */
+	const void *meta;
+	size_t meta_len;
 };
 
 /* Deliver one message to every recipient: the body is stored once (by
@@ -201,6 +219,11 @@ enum store_change_type {
 	STORE_CH_MSG_ADD,
 	STORE_CH_MSG_EXPUNGE,
 	STORE_CH_MSG_FLAGS,
+	/* added for IMAP (payloads in docs/store.md): */
+	STORE_CH_MAILBOX_DEL,		/* userid, mboxid */
+	STORE_CH_MAILBOX_RENAME,	/* userid, mboxid; the renamed record */
+	STORE_CH_SUBSCRIBE,		/* userid; on u8, name */
+	STORE_CH_KEYWORD_ADD,		/* userid, mboxid, uid = index; name */
 };
 
 struct store_change {
@@ -219,6 +242,242 @@ int store_changelog_foreach(struct store *st, const char *origin, uint64_t after
 			    int (*cb)(const struct store_change *c, void *arg), void *arg);
 /* Highest seq written for origin (0 if none). */
 uint64_t store_changelog_last(struct store *st, const char *origin);
+
+/* ==== IMAP support ========================================================
+ *
+ * What an IMAP4rev1 session with UIDPLUS, MOVE, CONDSTORE, QRESYNC,
+ * SPECIAL-USE and keywords needs.  Same rules as above: reads are
+ * synchronous on the caller's thread and return STORE_OK, STORE_NOTFOUND,
+ * STORE_INVAL (only where said) or STORE_IO (or the callback's non-zero
+ * result when it stopped a foreach); writes are queued and their callback
+ * runs on the loop thread once durable (err < 0: nothing of the op was
+ * written).  Every write may also fail with STORE_FULL (map/disk full),
+ * STORE_IO or STORE_SHUTDOWN.
+ *
+ * MODSEQ (RFC 7162): each mailbox has highestmodseq; every message added
+ * or whose flags change gets modseq = ++highestmodseq; an expunge (or a
+ * move out) bumps highestmodseq once and records a tombstone
+ * (uid -> that modseq) for VANISHED.  Deleting a mailbox drops its
+ * tombstones with it.
+ */
+
+#define STORE_KEYWORDS_MAX 64		/* keyword names per mailbox */
+#define STORE_KEYWORD_MAX 64		/* bytes of a keyword name (NUL excluded) */
+#define STORE_META_MAX (16u << 20)	/* bytes of a per-body metadata blob */
+#define STORE_F_MASK 0x3fu		/* every STORE_F_* bit */
+
+/* Mailbox names.  Valid: 1..STORE_MBOX_MAX-1 bytes, no control
+ * characters (0x00-0x1f, 0x7f; so no CR/LF), '/' is the hierarchy
+ * separator and may not start or end a name nor appear twice in a row.
+ * UTF-8 (the IMAP layer decodes modified UTF-7).  "INBOX" in any case
+ * means INBOX; every other name is case-sensitive.
+ * Returns STORE_OK or STORE_INVAL. */
+int store_mailbox_name_check(const char *name);
+
+/* Keyword names: 1..STORE_KEYWORD_MAX bytes of IMAP atom characters
+ * (0x21-0x7e except ( ) { % * " \ ]), so no system flag (\Seen).
+ * Compared case-insensitively.  STORE_OK or STORE_INVAL. */
+int store_keyword_check(const char *name);
+
+/* Synchronous read of one mailbox by id.  STORE_OK, STORE_NOTFOUND, STORE_IO. */
+int store_mailbox_get_by_id(struct store *st, uint32_t userid, uint32_t mboxid,
+			    struct store_mailbox *mb_r);
+
+/* Calls cb for every mailbox of the user in byte order of names ("Sent"
+ * < "Sent-old" < "Sent/x"; names longer than 475 bytes sort by their
+ * first 443 bytes), from one snapshot.  cb returns non-zero to stop (that
+ * value is returned).  An unknown user has no mailboxes (STORE_OK). */
+int store_mailbox_foreach(struct store *st, uint32_t userid,
+			  int (*cb)(const struct store_mailbox *mb, void *arg), void *arg);
+
+typedef void store_mailbox_cb(int err, const struct store_mailbox *mb, void *arg);
+
+/* Create mailbox name (fresh id and UIDVALIDITY, uidnext 1, not
+ * subscribed) with SPECIAL-USE attributes special_use (STORE_SU_* bits;
+ * others are STORE_INVAL).  Missing superior names are created too
+ * ("a/b/c" creates "a" and "a/b" if absent, as RFC 3501 CREATE
+ * suggests), as plain mailboxes.  mb (the new mailbox) is valid only in
+ * cb and NULL on error.
+ * err: STORE_OK; STORE_EXISTS (name exists; "inbox" is INBOX);
+ * STORE_INVAL (name fails store_mailbox_name_check, bad special_use);
+ * STORE_NOTFOUND (no such user); STORE_FULL (ids exhausted, map full). */
+void store_mailbox_create(struct store *st, uint32_t userid, const char *name,
+			  uint32_t special_use, store_mailbox_cb *cb, void *arg);
+
+/* Delete mailbox name: its messages (counts and quota use go down, body
+ * references dropped, bodies freed with their last one), keyword table
+ * and tombstones.  Inferior mailboxes ("name/...") stay (RFC 3501 allows
+ * deleting a mailbox that has inferiors).  Subscriptions are not touched
+ * (RFC 3501: the server must not remove a subscription by itself).
+ * err: STORE_OK; STORE_NOTFOUND (no such mailbox/user); STORE_INVAL
+ * (INBOX, or a name that is not valid). */
+void store_mailbox_delete(struct store *st, uint32_t userid, const char *name,
+			  store_done_cb *cb, void *arg);
+
+/* Rename oldname to newname, and every inferior "oldname/x" to
+ * "newname/x"; ids, UIDVALIDITY, messages, modseqs stay.  Missing
+ * superiors of newname are created.  Subscriptions of the renamed names
+ * move to the new names.  Renaming INBOX (RFC 3501) instead creates
+ * newname (fresh id and UIDVALIDITY, same keyword table) and moves every
+ * INBOX message into it with the same UIDs and new modseqs; INBOX stays,
+ * empty (tombstones for the moved UIDs, UIDs never reused), and its
+ * inferiors are not renamed.
+ * err: STORE_OK; STORE_NOTFOUND (no oldname); STORE_EXISTS (newname, or
+ * a renamed inferior's new name, exists; newname "INBOX");
+ * STORE_INVAL (invalid name, new name too long, newname equal to or
+ * inside oldname, e.g. "a" -> "a/b"). */
+void store_mailbox_rename(struct store *st, uint32_t userid, const char *oldname,
+			  const char *newname, store_done_cb *cb, void *arg);
+
+/* Add (on) or remove (!on) name in the user's subscriptions.  Names need
+ * not exist as mailboxes (RFC 3501) but must pass
+ * store_mailbox_name_check ("inbox" is stored as "INBOX").
+ * err: STORE_OK (also when subscribing an already subscribed name);
+ * STORE_NOTFOUND (unsubscribing a name not subscribed, or no such user);
+ * STORE_INVAL. */
+void store_mailbox_subscribe(struct store *st, uint32_t userid, const char *name, bool on,
+			     store_done_cb *cb, void *arg);
+
+/* Calls cb with every subscribed name of the user, in the same order as
+ * store_mailbox_foreach.  cb returns non-zero to stop. */
+int store_subscription_foreach(struct store *st, uint32_t userid,
+			       int (*cb)(const char *name, void *arg), void *arg);
+
+/* Calls cb for every keyword of the mailbox's table, ascending index:
+ * bit idx of store_msg.keywords means keyword idx.  name is spelled as
+ * first used.  Indexes are never reused or renumbered while the mailbox
+ * exists; the table only grows (up to STORE_KEYWORDS_MAX).
+ * STORE_NOTFOUND if no such mailbox. */
+int store_mailbox_keywords(struct store *st, uint32_t userid, uint32_t mboxid,
+			   int (*cb)(unsigned idx, const char *name, void *arg), void *arg);
+
+/* Synchronous read of one message record.  STORE_OK, STORE_NOTFOUND, STORE_IO. */
+int store_msg_get(struct store *st, uint32_t userid, uint32_t mboxid, uint32_t uid,
+		  struct store_msg *m_r);
+
+/* Copy up to len bytes of the message as served (prefix + body) starting
+ * at off into buf; *got_r = bytes copied (0 at or past the end).
+ * For streaming big bodies window by window.  STORE_OK, STORE_NOTFOUND,
+ * STORE_INVAL (buf NULL with len > 0), STORE_IO. */
+int store_msg_read_range(struct store *st, uint32_t userid, uint32_t mboxid, uint32_t uid,
+			 uint64_t off, void *buf, size_t len, size_t *got_r);
+
+/* Calls cb once with the metadata blob stored with the message's body
+ * (store_delivery.meta, store_msg_append's meta), valid only during the
+ * call; (NULL, 0) if the body has none.  Describes the body without the
+ * per-recipient prefix: the served message is prefix + body, so add
+ * prefix length (store_msg.size - body length; see store_msg_read) to its
+ * offsets.  Returns cb's result, or STORE_NOTFOUND / STORE_IO. */
+int store_msg_read_meta(struct store *st, uint32_t userid, uint32_t mboxid, uint32_t uid,
+			int (*cb)(const void *meta, size_t len, void *arg), void *arg);
+
+/* Calls cb for every message of the mailbox with modseq > since_modseq,
+ * ascending UID, from one snapshot (a scan).  CHANGEDSINCE / QRESYNC.
+ * cb returns non-zero to stop.  STORE_NOTFOUND if no such mailbox. */
+int store_msg_foreach_changed(struct store *st, uint32_t userid, uint32_t mboxid,
+			      uint64_t since_modseq,
+			      int (*cb)(const struct store_msg *m, void *arg), void *arg);
+
+/* Calls cb with the UID of every message expunged from the mailbox (by
+ * store_msg_expunge, a move out, an INBOX rename) at a modseq >
+ * since_modseq, ascending UID.  Tombstones are kept while the mailbox
+ * exists.  cb returns non-zero to stop.  STORE_NOTFOUND if no such
+ * mailbox. */
+int store_vanished_foreach(struct store *st, uint32_t userid, uint32_t mboxid,
+			   uint64_t since_modseq, int (*cb)(uint32_t uid, void *arg), void *arg);
+
+typedef void store_append_cb(int err, uint32_t uidvalidity, uint32_t uid, void *arg);
+
+/* APPEND: add msg (len bytes, CRLF lines; no per-recipient prefix) to
+ * the mailbox with flags (STORE_F_*; \Recent is always set on a new
+ * message) and the n_kw keyword names (created in the mailbox's table on
+ * demand; duplicates are fine), INTERNALDATE internaldate (0 = now).
+ * The body is stored once per SHA-256 (shared with deliveries), meta as
+ * for store_delivery.meta.  Everything is copied before return.
+ * err: STORE_OK (uidvalidity, uid of the new message); STORE_NOTFOUND
+ * (no such mailbox/user); STORE_QUOTA (used + len > quota); STORE_FULL
+ * (the keyword table would need more than STORE_KEYWORDS_MAX names, UIDs
+ * used up, map full); STORE_INVAL (bad keyword name, meta too big, NULL
+ * pointers with non-zero lengths, unknown flag bits). */
+void store_msg_append(struct store *st, uint32_t userid, uint32_t mboxid,
+		      const char *msg, size_t len, const void *meta, size_t meta_len,
+		      uint32_t flags, const char *const *keywords, size_t n_kw,
+		      int64_t internaldate, store_append_cb *cb, void *arg);
+
+enum store_flag_op {
+	STORE_FLAGS_SET,	/* FLAGS: replace flags and keywords */
+	STORE_FLAGS_ADD,	/* +FLAGS */
+	STORE_FLAGS_REMOVE,	/* -FLAGS */
+};
+
+enum store_flag_status {
+	STORE_FLAG_CHANGED,	/* flags changed; modseq is new */
+	STORE_FLAG_UNCHANGED,	/* nothing to change; modseq kept */
+	STORE_FLAG_MODIFIED,	/* modseq > unchangedsince: not touched
+				 * (goes into [MODIFIED uid-set]) */
+};
+
+struct store_flag_result {
+	uint32_t uid;
+	enum store_flag_status status;
+	uint32_t flags;		/* after the op (as it is, if not changed) */
+	uint64_t keywords;	/* after the op, bit i = keyword i */
+	uint64_t modseq;	/* after the op */
+};
+
+typedef void store_flags_cb(int err, const struct store_flag_result *res, size_t n_res,
+			    void *arg);
+
+/* STORE: apply op with flags (STORE_F_*; \Recent is ignored: SET keeps a
+ * message's \Recent as it is) and the n_kw keyword names to the messages
+ * with the given UIDs.  Unknown UIDs are skipped; duplicates count once.
+ * res has one entry per existing UID, ascending UID, valid only in cb.
+ * Each message whose flags or keywords actually change gets
+ * modseq = ++highestmodseq (one each) and a STORE_CH_MSG_FLAGS record;
+ * others keep their modseq (UNCHANGED).  unchangedsince != 0
+ * (CONDSTORE): a message with modseq > unchangedsince is left alone and
+ * reported MODIFIED.  UNCHANGEDSINCE 0 always fails (RFC 7162 3.1.3);
+ * the IMAP layer answers it without calling here, since every message
+ * has modseq >= 1.  Keyword names are created in the table on demand for
+ * SET and ADD (not for REMOVE: a name not in the table is ignored).
+ * err: STORE_OK; STORE_NOTFOUND (no such mailbox); STORE_FULL (would need
+ * more than STORE_KEYWORDS_MAX keywords: nothing is changed); STORE_INVAL
+ * (bad keyword name, bad op, unknown flag bits). */
+void store_msg_store_flags(struct store *st, uint32_t userid, uint32_t mboxid,
+			   const uint32_t *uids, size_t n, enum store_flag_op op,
+			   uint32_t flags, const char *const *keywords, size_t n_kw,
+			   uint64_t unchangedsince, store_flags_cb *cb, void *arg);
+
+typedef void store_copy_cb(int err, uint32_t dst_uidvalidity, const uint32_t *src_uids,
+			   const uint32_t *dst_uids, size_t n, void *arg);
+
+/* COPY / MOVE the messages with the given UIDs from src_mboxid to
+ * dst_mboxid (same user; src == dst is allowed).  Unknown UIDs are
+ * skipped, duplicates count once.  The copies get new UIDs ascending in
+ * the source's UID order, modseq = ++dst highestmodseq, the source's
+ * flags plus \Recent, and its keywords remapped by name into the
+ * destination's table (created on demand; a keyword that no longer fits
+ * in a full destination table is dropped rather than failing the copy).
+ * Bodies are shared (one more reference each).  Copy checks quota for
+ * the total size; move does not (the user's use does not change).  Move
+ * removes the sources in the same transaction (tombstones, one
+ * highestmodseq bump in src).  All or nothing.  cb gets the parallel
+ * arrays src_uids[i] -> dst_uids[i] (COPYUID; n may be 0), valid only in
+ * cb.  err: STORE_OK; STORE_NOTFOUND (no such mailbox); STORE_QUOTA;
+ * STORE_FULL (UIDs used up in dst, map full); STORE_INVAL. */
+void store_msg_copy(struct store *st, uint32_t userid, uint32_t src_mboxid,
+		    const uint32_t *uids, size_t n, uint32_t dst_mboxid, bool move,
+		    store_copy_cb *cb, void *arg);
+
+/* Called on the loop thread after each successful group commit, once per
+ * (userid, mboxid) whose messages, flags or mailbox record the commit
+ * changed (deliveries, appends, flag stores, copies and moves, expunges,
+ * mailbox create/delete/rename, user delete), after the commit observer
+ * and BEFORE any op callback of that commit.  For IMAP sessions on other
+ * connections to look for changes (IDLE, NOOP).  NULL cb to stop. */
+void store_set_change_observer(struct store *st,
+			       void (*cb)(uint32_t userid, uint32_t mboxid, void *arg),
+			       void *arg);
 
 /* ---- operations -------------------------------------------------------- */
 

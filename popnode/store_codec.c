@@ -114,7 +114,7 @@ size_t mbox_rec_encode(const struct store_mailbox *mb, uint8_t *buf)
 {
 	size_t name_len = strnlen(mb->name, STORE_MBOX_MAX - 1);
 
-	buf[0] = STORE_REC_V1;
+	buf[0] = STORE_REC_V2;
 	be32_put(buf + 1, mb->id);
 	be32_put(buf + 5, mb->uidvalidity);
 	be32_put(buf + 9, mb->uidnext);
@@ -122,10 +122,22 @@ size_t mbox_rec_encode(const struct store_mailbox *mb, uint8_t *buf)
 	be32_put(buf + 21, mb->messages);
 	be64_put(buf + 25, mb->bytes);
 	be32_put(buf + 33, mb->special_use);
-	buf[37] = mb->subscribed ? 1 : 0;
-	be16_put(buf + 38, (uint16_t)name_len);
+	be32_put(buf + 37, mb->unseen);
+	be16_put(buf + 41, (uint16_t)name_len);
 	memcpy(buf + MBOX_REC_FIXED, mb->name, name_len);
 	return MBOX_REC_FIXED + name_len;
+}
+
+/* The part v1 and v2 share: everything up to special_use. */
+static void mbox_rec_decode_common(const uint8_t *p, struct store_mailbox *mb_r)
+{
+	mb_r->id = be32_get(p + 1);
+	mb_r->uidvalidity = be32_get(p + 5);
+	mb_r->uidnext = be32_get(p + 9);
+	mb_r->highestmodseq = be64_get(p + 13);
+	mb_r->messages = be32_get(p + 21);
+	mb_r->bytes = be64_get(p + 25);
+	mb_r->special_use = be32_get(p + 33);
 }
 
 int mbox_rec_decode(const MDB_val *val, struct store_mailbox *mb_r)
@@ -134,20 +146,31 @@ int mbox_rec_decode(const MDB_val *val, struct store_mailbox *mb_r)
 	size_t name_len;
 
 	memset(mb_r, 0, sizeof(*mb_r));
-	if (val->mv_size < MBOX_REC_FIXED || p[0] != STORE_REC_V1)
+	if (val->mv_size < MBOX_REC_FIXED || p[0] != STORE_REC_V2)
 		return STORE_IO;
-	name_len = be16_get(p + 38);
+	name_len = be16_get(p + 41);
 	if (name_len >= STORE_MBOX_MAX || val->mv_size != MBOX_REC_FIXED + name_len)
 		return STORE_IO;
-	mb_r->id = be32_get(p + 1);
-	mb_r->uidvalidity = be32_get(p + 5);
-	mb_r->uidnext = be32_get(p + 9);
-	mb_r->highestmodseq = be64_get(p + 13);
-	mb_r->messages = be32_get(p + 21);
-	mb_r->bytes = be64_get(p + 25);
-	mb_r->special_use = be32_get(p + 33);
-	mb_r->subscribed = p[37] != 0;
+	mbox_rec_decode_common(p, mb_r);
+	mb_r->unseen = be32_get(p + 37);
 	memcpy(mb_r->name, p + MBOX_REC_FIXED, name_len);
+	return STORE_OK;
+}
+
+int mbox_rec_decode_v1(const MDB_val *val, struct store_mailbox *mb_r)
+{
+	const uint8_t *p = val->mv_data;
+	size_t name_len;
+
+	memset(mb_r, 0, sizeof(*mb_r));
+	if (val->mv_size < MBOX_REC_V1_FIXED || p[0] != STORE_REC_V1)
+		return STORE_IO;
+	name_len = be16_get(p + 38);
+	if (name_len >= STORE_MBOX_MAX || val->mv_size != MBOX_REC_V1_FIXED + name_len)
+		return STORE_IO;
+	mbox_rec_decode_common(p, mb_r);
+	mb_r->subscribed = p[37] != 0;
+	memcpy(mb_r->name, p + MBOX_REC_V1_FIXED, name_len);
 	return STORE_OK;
 }
 
@@ -244,6 +267,53 @@ size_t meta_seq_key(char buf[META_KEY_MAX], const char *origin, size_t origin_le
 	return plen + origin_len;
 }
 
+void keyword_key(uint8_t buf[KEYWORD_KEY_LEN], uint32_t userid, uint32_t mboxid, unsigned idx)
+{
+	be32_put(buf, userid);
+	be32_put(buf + 4, mboxid);
+	buf[8] = (uint8_t)idx;
+}
+
+/* ---- names ---------------------------------------------------------------- */
+
+int store_mailbox_name_check(const char *name)
+{
+	size_t len, i;
+
+	if (name == NULL)
+		return STORE_INVAL;
+	len = strnlen(name, STORE_MBOX_MAX);
+	if (len == 0 || len >= STORE_MBOX_MAX || name[0] == '/' || name[len - 1] == '/')
+		return STORE_INVAL;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return STORE_INVAL;
+		if (c == '/' && name[i + 1] == '/')
+			return STORE_INVAL;
+	}
+	return STORE_OK;
+}
+
+int store_keyword_check(const char *name)
+{
+	size_t len, i;
+
+	if (name == NULL)
+		return STORE_INVAL;
+	len = strnlen(name, STORE_KEYWORD_MAX + 1);
+	if (len == 0 || len > STORE_KEYWORD_MAX)
+		return STORE_INVAL;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\]", c) != NULL)
+			return STORE_INVAL;
+	}
+	return STORE_OK;
+}
+
 /* ---- loaders -------------------------------------------------------------- */
 
 int store_load_user(struct store *st, MDB_txn *txn, const char *name, struct store_user *u_r)
@@ -258,6 +328,25 @@ int store_load_user(struct store *st, MDB_txn *txn, const char *name, struct sto
 	if (rc != 0)
 		return rc == MDB_NOTFOUND ? STORE_NOTFOUND : STORE_IO;
 	return user_rec_decode(&k, &v, u_r);
+}
+
+int store_load_user_id(struct store *st, MDB_txn *txn, uint32_t id, struct store_user *u_r)
+{
+	uint8_t kb[USERID_KEY_LEN];
+	MDB_val k = { .mv_size = sizeof(kb), .mv_data = kb }, v;
+	char name[STORE_NAME_MAX];
+	int rc, err;
+
+	userid_key(kb, id);
+	rc = mdb_get(txn, st->dbi[DBI_USERIDS], &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? STORE_NOTFOUND : STORE_IO;
+	if (v.mv_size == 0 || v.mv_size >= sizeof(name))
+		return STORE_IO;
+	memcpy(name, v.mv_data, v.mv_size);
+	name[v.mv_size] = '\0';
+	err = store_load_user(st, txn, name, u_r);
+	return err == STORE_NOTFOUND ? STORE_IO : err;	/* index points nowhere */
 }
 
 int store_load_mbox_id(struct store *st, MDB_txn *txn, uint32_t userid, uint32_t mboxid,
@@ -321,4 +410,71 @@ int store_meta_get_u64(struct store *st, MDB_txn *txn, const char *key, size_t k
 	else
 		return STORE_IO;
 	return STORE_OK;
+}
+
+int store_sub_get(struct store *st, MDB_txn *txn, uint32_t userid, const char *name)
+{
+	uint8_t kb[MBOXNAME_KEY_MAX];
+	MDB_val k = { .mv_data = kb }, v;
+	size_t len = strlen(name);
+	int rc;
+
+	k.mv_size = mboxname_key(kb, userid, name);
+	if (k.mv_size == 0)
+		return STORE_IO;
+	rc = mdb_get(txn, st->dbi[DBI_SUBS], &k, &v);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? STORE_NOTFOUND : STORE_IO;
+	if (v.mv_size < 1 || *(const uint8_t *)v.mv_data != STORE_REC_V1)
+		return STORE_IO;
+	/* a hashed key of another long name is not this one */
+	if (v.mv_size - 1 != len || memcmp((const uint8_t *)v.mv_data + 1, name, len) != 0)
+		return STORE_NOTFOUND;
+	return STORE_OK;
+}
+
+int store_fill_subscribed(struct store *st, MDB_txn *txn, uint32_t userid,
+			  struct store_mailbox *mb)
+{
+	int err = store_sub_get(st, txn, userid, mb->name);
+
+	if (err != STORE_OK && err != STORE_NOTFOUND)
+		return err;
+	mb->subscribed = err == STORE_OK;
+	return STORE_OK;
+}
+
+int store_kw_load(struct store *st, MDB_txn *txn, uint32_t userid, uint32_t mboxid,
+		  struct store_kwtable *t_r)
+{
+	uint8_t kb[KEYWORD_KEY_LEN];
+	MDB_val k = { .mv_size = sizeof(kb), .mv_data = kb }, v;
+	MDB_cursor *cur;
+	MDB_cursor_op how = MDB_SET_RANGE;
+	int rc, err = STORE_OK;
+
+	t_r->n = 0;
+	keyword_key(kb, userid, mboxid, 0);
+	if (mdb_cursor_open(txn, st->dbi[DBI_KEYWORDS], &cur) != 0)
+		return STORE_IO;
+	while ((rc = mdb_cursor_get(cur, &k, &v, how)) == 0) {
+		const uint8_t *kp = k.mv_data, *vp = v.mv_data;
+
+		how = MDB_NEXT;
+		if (k.mv_size != KEYWORD_KEY_LEN || memcmp(kp, kb, 8) != 0)
+			break;
+		/* indexes are dense from 0: anything else is corruption */
+		if (kp[8] != t_r->n || t_r->n >= STORE_KEYWORDS_MAX || v.mv_size < 2 ||
+		    v.mv_size > STORE_KEYWORD_MAX + 1 || vp[0] != STORE_REC_V1) {
+			err = STORE_IO;
+			break;
+		}
+		memcpy(t_r->names[t_r->n], vp + 1, v.mv_size - 1);
+		t_r->names[t_r->n][v.mv_size - 1] = '\0';
+		t_r->n++;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		err = STORE_IO;
+	mdb_cursor_close(cur);
+	return err;
 }

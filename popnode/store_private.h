@@ -3,10 +3,15 @@
  * the struct behind struct store, queued write ops, and the on-disk record
  * layouts with their key encoders.  Only popnode/store*.c include it.
  *
- * Files: store.c (open/close, reads, stats), store_write.c (submitting ops,
- * the writer thread, group commit, completions on the loop), store_ops.c
- * (what each op does inside its nested transaction), store_codec.c (record
- * and key encoding, record loaders shared by reads and ops).
+ * Files: store.c (open/close, directory reads, stats), store_read.c (the
+ * IMAP reads), store_upgrade.c (format 1 -> 2 at open), store_write.c
+ * (submitting the original ops, the writer thread, group commit,
+ * completions on the loop), store_submit.c (submitting the IMAP ops),
+ * store_txn.c (primitives every op uses: puts, counters, changelog,
+ * bodies, keyword table, tombstones), store_ops.c (users, expunge,
+ * delivery), store_mbox_ops.c (mailbox create/delete/rename, subscribe),
+ * store_msg_ops.c (append, flags, copy/move), store_codec.c (record and
+ * key encoding, record loaders shared by reads and ops).
  *
  * On-disk layout (docs/store.md has the full story).  Integers are
  * big-endian so LMDB's bytewise key order is numeric order; every value
@@ -19,8 +24,12 @@
  *   messages   userid, mboxid, uid (BE32 x3) -> message record (incl. prefix)
  *   bodies     sha256[32]                    -> ver, body bytes
  *   bodyrefs   sha256[32]                    -> ver, refcount BE64, length BE64
+ *   bodymeta   sha256[32]                    -> ver, metadata blob
  *   changelog  origin_len u8, origin, seq BE64 -> change record
  *   meta       ascii name                    -> counter (see META_*)
+ *   subs       userid BE32, name key         -> ver, name
+ *   keywords   userid, mboxid (BE32 x2), idx u8 -> ver, name
+ *   vanished   userid, mboxid, uid (BE32 x3) -> ver, modseq BE64
  *
  * The body's reference count lives apart from the bytes so that a new
  * reference or an expunge rewrites 17 bytes, not the whole (possibly
@@ -41,7 +50,9 @@
 #include "store.h"
 
 #define STORE_REC_V1 1
-#define STORE_FORMAT 1			/* meta "format" */
+#define STORE_REC_V2 2			/* mailbox records since format 2 */
+#define STORE_FORMAT 2			/* meta "format" (1: no IMAP dbs,
+					 * v1 mailbox records; upgraded at open) */
 #define STORE_PREFIX_MAX (64 * 1024)	/* per-recipient prefix bytes */
 #define STORE_DEFAULT_MAP (1ULL << 30)
 #define STORE_DEFAULT_BATCH 256
@@ -64,6 +75,10 @@ enum store_dbi {
 	DBI_BODYREFS,
 	DBI_CHANGELOG,
 	DBI_META,
+	DBI_SUBS,
+	DBI_KEYWORDS,
+	DBI_VANISHED,
+	DBI_BODYMETA,
 	DBI_COUNT
 };
 
@@ -115,11 +130,14 @@ static inline uint64_t be64_get(const uint8_t *p)
 #define USER_REC_MAX (USER_REC_FIXED + STORE_POP_MAX + 2 + STORE_HASH_MAX)
 
 /*
- * mailbox record:  ver u8, id BE32, uidvalidity BE32, uidnext BE32,
+ * mailbox record (v2): ver u8 (2), id BE32, uidvalidity BE32, uidnext BE32,
  *                  highestmodseq BE64, messages BE32, bytes BE64,
- *                  special_use BE32, subscribed u8, name_len BE16, name
+ *                  special_use BE32, unseen BE32, name_len BE16, name
+ * (v1, format 1 only: the same up to special_use, then subscribed u8,
+ *  name_len BE16, name; store_upgrade.c converts it)
  */
-#define MBOX_REC_FIXED 40
+#define MBOX_REC_FIXED 43
+#define MBOX_REC_V1_FIXED 40
 #define MBOX_REC_MAX (MBOX_REC_FIXED + STORE_MBOX_MAX)
 
 /*
@@ -136,6 +154,11 @@ static inline uint64_t be64_get(const uint8_t *p)
  *                  time BE64, payload (type-specific, docs/store.md)
  */
 #define CHANGE_REC_FIXED 22
+
+/* keywords value: ver u8, name.  vanished value: ver u8, modseq BE64.
+ * subs value: ver u8, name.  bodymeta value: ver u8, blob. */
+#define VANISHED_REC_LEN 9
+#define KEYWORD_KEY_LEN 9
 
 /* Keys. */
 #define USERID_KEY_LEN 4
@@ -158,9 +181,29 @@ enum store_op_type {
 	OP_USER_DEL,
 	OP_EXPUNGE,
 	OP_DELIVER,
+	OP_MBOX_CREATE,
+	OP_MBOX_DELETE,
+	OP_MBOX_RENAME,
+	OP_SUBSCRIBE,
+	OP_APPEND,
+	OP_FLAGS,
+	OP_COPY,
 };
 
 typedef void store_deliver_cb(const struct store_rcpt *rcpts, size_t n, void *arg);
+
+/* A mailbox an op changed, for the change observer. */
+struct store_touch {
+	uint32_t userid, mboxid;
+};
+
+typedef char store_kwname[STORE_KEYWORD_MAX + 1];
+
+/* A mailbox's keyword table as loaded in one transaction. */
+struct store_kwtable {
+	unsigned n;
+	store_kwname names[STORE_KEYWORDS_MAX];
+};
 
 struct store_op {
 	STAILQ_ENTRY(store_op) entry;
@@ -169,7 +212,15 @@ struct store_op {
 	bool prefailed;		/* err known at submit: skip the writer */
 	store_done_cb *cb;
 	store_deliver_cb *dcb;
+	store_mailbox_cb *mbcb;
+	store_append_cb *acb;
+	store_flags_cb *fcb;
+	store_copy_cb *ccb;
 	void *arg;
+	/* mailboxes the op changed (only while it succeeds: a failed nested
+	 * txn truncates it back) */
+	struct store_touch *touched;
+	size_t n_touched, cap_touched;
 	union {
 		struct store_user user;			/* add, update */
 		char name[STORE_NAME_MAX];		/* del */
@@ -187,7 +238,49 @@ struct store_op {
 			struct store_rcpt *rcpts;	/* user -> names[i] */
 			char (*names)[STORE_NAME_MAX];
 			size_t n;
+			const char *meta;		/* inside blob, after prefixes */
+			size_t meta_len;
 		} deliver;
+		struct {
+			uint32_t userid;
+			uint32_t special_use;		/* create */
+			bool on;			/* subscribe */
+			char name[STORE_MBOX_MAX];	/* canonical */
+			char newname[STORE_MBOX_MAX];	/* rename */
+			struct store_mailbox result;	/* create */
+		} mbox;
+		struct {
+			uint32_t userid, mboxid;
+			char *blob;			/* message, then meta */
+			size_t len, meta_len;
+			uint8_t hash[STORE_BODY_HASH_LEN];	/* set by the writer */
+			uint32_t flags;
+			store_kwname *kw;
+			size_t n_kw;
+			int64_t internaldate;
+			uint32_t uidvalidity, uid;	/* out */
+		} append;
+		struct {
+			uint32_t userid, mboxid;
+			uint32_t *uids;			/* ascending, no duplicates */
+			size_t n;
+			enum store_flag_op how;
+			uint32_t flags;
+			store_kwname *kw;
+			size_t n_kw;
+			uint64_t unchangedsince;
+			struct store_flag_result *res;	/* out, n slots */
+			size_t n_res;
+		} flags;
+		struct {
+			uint32_t userid, src, dst;
+			bool move;
+			uint32_t *uids;			/* ascending, no duplicates */
+			size_t n;
+			uint32_t *src_out, *dst_out;	/* out, n slots each */
+			size_t n_out;
+			uint32_t uidvalidity;		/* out: dst's */
+		} copy;
 	} u;
 };
 STAILQ_HEAD(store_op_list, store_op);
@@ -200,6 +293,8 @@ struct store_batch {
 	double seconds;		/* begin .. commit returned */
 	int mdb_rc;		/* 0, or why the commit failed */
 	bool committed;		/* false: failed, or ops that never ran */
+	struct store_touch *touched;	/* sorted, unique; committed only */
+	size_t n_touched;
 };
 STAILQ_HEAD(store_batch_list, store_batch);
 
@@ -231,6 +326,8 @@ struct store {
 	/* loop thread only (or the thread in store_close) */
 	void (*observer)(double seconds, unsigned ops, void *arg);
 	void *observer_arg;
+	void (*change_observer)(uint32_t userid, uint32_t mboxid, void *arg);
+	void *change_observer_arg;
 	struct store_batch *cur;	/* batch whose callbacks are running */
 	bool in_dispatch;
 	bool close_deferred;		/* closed from a callback: free on return */
@@ -245,8 +342,11 @@ const char *store_mbox_canon(const char *name);
 
 size_t user_rec_encode(const struct store_user *u, uint8_t *buf);
 int user_rec_decode(const MDB_val *key, const MDB_val *val, struct store_user *u_r);
+/* v2 records; decode leaves mb_r->subscribed false (it lives in subs). */
 size_t mbox_rec_encode(const struct store_mailbox *mb, uint8_t *buf);
 int mbox_rec_decode(const MDB_val *val, struct store_mailbox *mb_r);
+/* A format-1 record (store_upgrade.c); subscribed is filled. */
+int mbox_rec_decode_v1(const MDB_val *val, struct store_mailbox *mb_r);
 void msg_rec_encode_fixed(const struct store_msg *m, size_t prefix_len, uint8_t *buf);
 int msg_rec_decode(const MDB_val *val, struct store_msg *m_r,
 		   const char **prefix_r, size_t *prefix_len_r);
@@ -258,15 +358,93 @@ size_t mboxname_key(uint8_t buf[MBOXNAME_KEY_MAX], uint32_t userid, const char *
 size_t change_key(uint8_t buf[CHANGE_KEY_MAX], const char *origin, size_t origin_len,
 		  uint64_t seq);
 size_t meta_seq_key(char buf[META_KEY_MAX], const char *origin, size_t origin_len);
+void keyword_key(uint8_t buf[KEYWORD_KEY_LEN], uint32_t userid, uint32_t mboxid, unsigned idx);
 
 /* Record loaders usable in any txn.  STORE_OK, STORE_NOTFOUND, STORE_IO. */
 int store_load_user(struct store *st, MDB_txn *txn, const char *name, struct store_user *u_r);
+int store_load_user_id(struct store *st, MDB_txn *txn, uint32_t id, struct store_user *u_r);
 int store_load_mbox_id(struct store *st, MDB_txn *txn, uint32_t userid, uint32_t mboxid,
 		       struct store_mailbox *mb_r);
 int store_load_mbox_name(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
 			 struct store_mailbox *mb_r);
 int store_meta_get_u64(struct store *st, MDB_txn *txn, const char *key, size_t key_len,
 		       uint64_t *v_r);
+/* Is name (canonical) in userid's subscriptions?  STORE_OK (yes),
+ * STORE_NOTFOUND (no), STORE_IO. */
+int store_sub_get(struct store *st, MDB_txn *txn, uint32_t userid, const char *name);
+/* Set mb->subscribed from the subs db (for the public reads). */
+int store_fill_subscribed(struct store *st, MDB_txn *txn, uint32_t userid,
+			  struct store_mailbox *mb);
+/* Load the keyword table of a mailbox. */
+int store_kw_load(struct store *st, MDB_txn *txn, uint32_t userid, uint32_t mboxid,
+		  struct store_kwtable *t_r);
+
+/* ---- store.c -------------------------------------------------------------- */
+
+/* A read-only transaction for a public read (logs failure).  STORE_OK, STORE_IO. */
+int store_rd_begin(struct store *st, MDB_txn **txn_r);
+
+/* ---- store_upgrade.c ------------------------------------------------------- */
+
+/* Bring an environment of format `from` to STORE_FORMAT inside txn.
+ * 0, or an LMDB error code / -1 with *error_r set. */
+int store_upgrade(struct store *st, MDB_txn *txn, unsigned from, const char **error_r);
+
+/* ---- store_txn.c: primitives shared by the ops (all inside the op's txn) -- */
+
+struct store_part {
+	const void *p;
+	size_t len;
+};
+
+int store_put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen,
+	      const void *val, size_t vlen, unsigned flags);
+/* Delete; a missing key is corruption (STORE_IO), since we just read it. */
+int store_del(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen);
+int store_meta_put(struct store *st, MDB_txn *txn, const char *key, size_t klen,
+		   uint64_t v, size_t width);
+int store_next_id(struct store *st, MDB_txn *txn, const char *key, uint32_t *id_r);
+int store_next_uidvalidity(struct store *st, MDB_txn *txn, uint32_t *v_r);
+int store_changelog_append(struct store *st, MDB_txn *txn, enum store_change_type type,
+			   uint32_t userid, uint32_t mboxid, uint32_t uid,
+			   const struct store_part *parts, size_t n_parts);
+/* log_type 0 = no changelog record */
+int store_user_put(struct store *st, MDB_txn *txn, const struct store_user *u,
+		   enum store_change_type log_type);
+int store_mbox_put(struct store *st, MDB_txn *txn, uint32_t userid,
+		   const struct store_mailbox *mb, enum store_change_type log_type);
+/* A new mailbox (fresh id and UIDVALIDITY) under canonical name; logs
+ * MAILBOX_ADD.  STORE_EXISTS if the name is taken. */
+int store_mbox_create(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
+		      uint32_t special_use, struct store_mailbox *mb_r);
+/* Create every missing superior of name ("a/b/c": "a", "a/b"). */
+int store_mbox_create_parents(struct store *st, MDB_txn *txn, struct store_op *op,
+			      uint32_t userid, const char *name);
+/* Add a reference to a body, inserting body (and meta if given and none
+ * is stored yet) when new.  body may be NULL when the body must exist. */
+int store_body_ref(struct store *st, MDB_txn *txn, const uint8_t hash[STORE_BODY_HASH_LEN],
+		   const char *body, size_t body_len, const void *meta, size_t meta_len);
+int store_body_unref(struct store *st, MDB_txn *txn, const uint8_t hash[STORE_BODY_HASH_LEN]);
+/* Delete every key of dbi starting with prefix, calling each() (if set)
+ * on the record first.  Re-seeks after each delete. */
+int store_del_prefix(struct store *st, MDB_txn *txn, MDB_dbi dbi,
+		     const uint8_t *prefix, size_t plen,
+		     int (*each)(struct store *st, MDB_txn *txn, const MDB_val *k,
+				 const MDB_val *v, void *ctx),
+		     void *ctx);
+/* Tombstone (userid, mboxid, uid) -> modseq for QRESYNC. */
+int store_vanish(struct store *st, MDB_txn *txn, uint32_t userid, uint32_t mboxid,
+		 uint32_t uid, uint64_t modseq);
+/* Index of name in t (case-insensitive), or -1. */
+int store_kw_find(const struct store_kwtable *t, const char *name);
+/* Index of name in t, adding it to the table (and the db, with a
+ * KEYWORD_ADD record) when absent.  STORE_FULL when t is full. */
+int store_kw_intern(struct store *st, MDB_txn *txn, uint32_t userid, uint32_t mboxid,
+		    struct store_kwtable *t, const char *name, unsigned *idx_r);
+/* Record that op changed (userid, mboxid). */
+void store_touch(struct store_op *op, uint32_t userid, uint32_t mboxid);
+/* Sort and deduplicate uids in place; returns the new count. */
+size_t store_uids_normalize(uint32_t *uids, size_t n);
 
 /* ---- store_ops.c: one op inside its own nested transaction ---------------- */
 
@@ -277,8 +455,23 @@ int store_op_user_del(struct store *st, MDB_txn *txn, struct store_op *op);
 int store_op_expunge(struct store *st, MDB_txn *txn, struct store_op *op);
 int store_op_deliver_one(struct store *st, MDB_txn *txn, struct store_op *op, size_t i);
 
+/* ---- store_mbox_ops.c / store_msg_ops.c ------------------------------------ */
+
+int store_op_mbox_create(struct store *st, MDB_txn *txn, struct store_op *op);
+int store_op_mbox_delete(struct store *st, MDB_txn *txn, struct store_op *op);
+int store_op_mbox_rename(struct store *st, MDB_txn *txn, struct store_op *op);
+int store_op_subscribe(struct store *st, MDB_txn *txn, struct store_op *op);
+int store_op_append(struct store *st, MDB_txn *txn, struct store_op *op);
+int store_op_flags(struct store *st, MDB_txn *txn, struct store_op *op);
+int store_op_copy(struct store *st, MDB_txn *txn, struct store_op *op);
+
 /* ---- store_write.c -------------------------------------------------------- */
 
+void *store_xcalloc(size_t n, size_t size);
+/* Queue op (or, if prefailed / closing, complete it through the loop). */
+void store_submit(struct store *st, struct store_op *op);
+/* Reset an op's outputs after a failure (also on commit failure). */
+void store_op_reset_out(struct store_op *op);
 void *store_writer_main(void *arg);
 void store_dispatch_cb(evutil_socket_t fd, short what, void *arg);
 void store_keepalive_cb(evutil_socket_t fd, short what, void *arg);

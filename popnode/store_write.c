@@ -35,7 +35,7 @@
 
 /* Small fixed-size bookkeeping allocations: failing those leaves no way to
  * report anything, so the process stops loudly (like Dovecot's i_malloc). */
-static void *xcalloc(size_t n, size_t size)
+void *store_xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n, size);
 
@@ -57,10 +57,44 @@ static void op_free(struct store_op *op)
 		free(op->u.deliver.rcpts);
 		free(op->u.deliver.names);
 		break;
+	case OP_APPEND:
+		free(op->u.append.blob);
+		free(op->u.append.kw);
+		break;
+	case OP_FLAGS:
+		free(op->u.flags.uids);
+		free(op->u.flags.kw);
+		free(op->u.flags.res);
+		break;
+	case OP_COPY:
+		free(op->u.copy.uids);
+		free(op->u.copy.src_out);
+		free(op->u.copy.dst_out);
+		break;
 	default:
 		break;
 	}
+	free(op->touched);
 	free(op);
+}
+
+void store_op_reset_out(struct store_op *op)
+{
+	switch (op->type) {
+	case OP_APPEND:
+		op->u.append.uidvalidity = 0;
+		op->u.append.uid = 0;
+		break;
+	case OP_FLAGS:
+		op->u.flags.n_res = 0;
+		break;
+	case OP_COPY:
+		op->u.copy.n_out = 0;
+		op->u.copy.uidvalidity = 0;
+		break;
+	default:
+		break;
+	}
 }
 
 /* Give the op (and every recipient of a delivery) the result err. */
@@ -69,6 +103,8 @@ static void op_fail(struct store_op *op, int err)
 	size_t i;
 
 	op->err = err;
+	op->n_touched = 0;
+	store_op_reset_out(op);
 	if (op->type == OP_DELIVER) {
 		for (i = 0; i < op->u.deliver.n; i++) {
 			op->u.deliver.rcpts[i].result = err;
@@ -106,16 +142,37 @@ static void op_complete(struct store *st, struct store_op *op)
 	pthread_mutex_lock(&st->mu);
 	pending_dec(st);
 	pthread_mutex_unlock(&st->mu);
-	if (op->type == OP_DELIVER) {
+	switch (op->type) {
+	case OP_DELIVER:
 		if (op->dcb != NULL)
 			op->dcb(op->u.deliver.rcpts, op->u.deliver.n, op->arg);
-	} else if (op->cb != NULL) {
-		op->cb(op->err, op->arg);
+		break;
+	case OP_MBOX_CREATE:
+		if (op->mbcb != NULL)
+			op->mbcb(op->err, op->err == STORE_OK ? &op->u.mbox.result : NULL, op->arg);
+		break;
+	case OP_APPEND:
+		if (op->acb != NULL)
+			op->acb(op->err, op->u.append.uidvalidity, op->u.append.uid, op->arg);
+		break;
+	case OP_FLAGS:
+		if (op->fcb != NULL)
+			op->fcb(op->err, op->u.flags.res, op->u.flags.n_res, op->arg);
+		break;
+	case OP_COPY:
+		if (op->ccb != NULL)
+			op->ccb(op->err, op->u.copy.uidvalidity, op->u.copy.src_out,
+				op->u.copy.dst_out, op->u.copy.n_out, op->arg);
+		break;
+	default:
+		if (op->cb != NULL)
+			op->cb(op->err, op->arg);
+		break;
 	}
 	op_free(op);
 }
 
-static void submit(struct store *st, struct store_op *op)
+void store_submit(struct store *st, struct store_op *op)
 {
 	struct store_batch *b;
 
@@ -129,7 +186,7 @@ static void submit(struct store *st, struct store_op *op)
 	}
 	if (!op->prefailed)
 		op_fail(op, STORE_SHUTDOWN);
-	b = xcalloc(1, sizeof(*b));
+	b = store_xcalloc(1, sizeof(*b));
 	STAILQ_INIT(&b->ops);
 	STAILQ_INSERT_TAIL(&b->ops, op, entry);
 	b->n = 1;
@@ -148,7 +205,7 @@ static bool str_fits(const char *s, size_t max)
 static void user_op(struct store *st, enum store_op_type type, const struct store_user *u,
 		    store_done_cb *cb, void *arg)
 {
-	struct store_op *op = xcalloc(1, sizeof(*op));
+	struct store_op *op = store_xcalloc(1, sizeof(*op));
 
 	op->type = type;
 	op->cb = cb;
@@ -160,7 +217,7 @@ static void user_op(struct store *st, enum store_op_type type, const struct stor
 	} else {
 		op->u.user = *u;
 	}
-	submit(st, op);
+	store_submit(st, op);
 }
 
 void store_user_add(struct store *st, const struct store_user *u, store_done_cb *cb, void *arg)
@@ -175,7 +232,7 @@ void store_user_update(struct store *st, const struct store_user *u, store_done_
 
 void store_user_del(struct store *st, const char *name, store_done_cb *cb, void *arg)
 {
-	struct store_op *op = xcalloc(1, sizeof(*op));
+	struct store_op *op = store_xcalloc(1, sizeof(*op));
 
 	op->type = OP_USER_DEL;
 	op->cb = cb;
@@ -186,13 +243,13 @@ void store_user_del(struct store *st, const char *name, store_done_cb *cb, void 
 	} else {
 		strcpy(op->u.name, name);
 	}
-	submit(st, op);
+	store_submit(st, op);
 }
 
 void store_msg_expunge(struct store *st, uint32_t userid, uint32_t mboxid,
 		       const uint32_t *uids, size_t n, store_done_cb *cb, void *arg)
 {
-	struct store_op *op = xcalloc(1, sizeof(*op));
+	struct store_op *op = store_xcalloc(1, sizeof(*op));
 
 	op->type = OP_EXPUNGE;
 	op->cb = cb;
@@ -212,13 +269,13 @@ void store_msg_expunge(struct store *st, uint32_t userid, uint32_t mboxid,
 			op->u.expunge.n = n;
 		}
 	}
-	submit(st, op);
+	store_submit(st, op);
 }
 
 void store_deliver(struct store *st, const struct store_delivery *d,
 		   void (*cb)(const struct store_rcpt *rcpts, size_t n, void *arg), void *arg)
 {
-	struct store_op *op = xcalloc(1, sizeof(*op));
+	struct store_op *op = store_xcalloc(1, sizeof(*op));
 	const char *mailbox = d->mailbox != NULL ? d->mailbox : "INBOX";
 	size_t n = d->n_rcpts, i, total, off;
 	int whole_err = STORE_OK;
@@ -230,12 +287,13 @@ void store_deliver(struct store *st, const struct store_delivery *d,
 	op->u.deliver.internaldate = d->internaldate;
 	op->u.deliver.body_len = d->body_len;
 	if (n > 0) {
-		op->u.deliver.rcpts = xcalloc(n, sizeof(*op->u.deliver.rcpts));
-		op->u.deliver.names = xcalloc(n, sizeof(*op->u.deliver.names));
+		op->u.deliver.rcpts = store_xcalloc(n, sizeof(*op->u.deliver.rcpts));
+		op->u.deliver.names = store_xcalloc(n, sizeof(*op->u.deliver.names));
 	}
 
 	if (!str_fits(mailbox, STORE_MBOX_MAX) || mailbox[0] == '\0' ||
-	    (d->body == NULL && d->body_len > 0) || (n > 0 && d->rcpts == NULL))
+	    (d->body == NULL && d->body_len > 0) || (n > 0 && d->rcpts == NULL) ||
+	    d->meta_len > STORE_META_MAX || (d->meta == NULL && d->meta_len > 0))
 		whole_err = STORE_INVAL;
 	else
 		strcpy(op->u.deliver.mailbox, store_mbox_canon(mailbox));
@@ -260,7 +318,10 @@ void store_deliver(struct store *st, const struct store_delivery *d,
 		else
 			total += in->prefix_len;
 	}
+	if (whole_err == STORE_OK && total > SIZE_MAX - d->meta_len)
+		whole_err = STORE_INVAL;
 	if (whole_err == STORE_OK) {
+		total += d->meta_len;
 		op->u.deliver.blob = malloc(total > 0 ? total : 1);
 		if (op->u.deliver.blob == NULL)
 			whole_err = STORE_IO;
@@ -268,7 +329,7 @@ void store_deliver(struct store *st, const struct store_delivery *d,
 	if (whole_err != STORE_OK) {
 		op_fail(op, whole_err);
 		op->prefailed = true;
-		submit(st, op);
+		store_submit(st, op);
 		return;
 	}
 	if (d->body_len > 0)
@@ -284,7 +345,11 @@ void store_deliver(struct store *st, const struct store_delivery *d,
 			memcpy(op->u.deliver.blob + off, d->rcpts[i].prefix, r->prefix_len);
 		off += r->prefix_len;
 	}
-	submit(st, op);
+	op->u.deliver.meta = op->u.deliver.blob + off;
+	op->u.deliver.meta_len = d->meta_len;
+	if (d->meta_len > 0)
+		memcpy(op->u.deliver.blob + off, d->meta, d->meta_len);
+	store_submit(st, op);
 }
 
 void store_set_commit_observer(struct store *st,
@@ -292,6 +357,13 @@ void store_set_commit_observer(struct store *st,
 {
 	st->observer = cb;
 	st->observer_arg = arg;
+}
+
+void store_set_change_observer(struct store *st,
+			       void (*cb)(uint32_t userid, uint32_t mboxid, void *arg), void *arg)
+{
+	st->change_observer = cb;
+	st->change_observer_arg = arg;
 }
 
 void store_inject_commit_failures(struct store *st, unsigned n)
@@ -307,6 +379,7 @@ void store_inject_commit_failures(struct store *st, unsigned n)
  * it (undoing everything fn did) on failure. */
 static int nested(struct store *st, MDB_txn *parent, struct store_op *op, size_t rcpt)
 {
+	size_t touched = op->n_touched;
 	MDB_txn *txn;
 	int rc, err;
 
@@ -329,16 +402,43 @@ static int nested(struct store *st, MDB_txn *parent, struct store_op *op, size_t
 	case OP_DELIVER:
 		err = store_op_deliver_one(st, txn, op, rcpt);
 		break;
+	case OP_MBOX_CREATE:
+		err = store_op_mbox_create(st, txn, op);
+		break;
+	case OP_MBOX_DELETE:
+		err = store_op_mbox_delete(st, txn, op);
+		break;
+	case OP_MBOX_RENAME:
+		err = store_op_mbox_rename(st, txn, op);
+		break;
+	case OP_SUBSCRIBE:
+		err = store_op_subscribe(st, txn, op);
+		break;
+	case OP_APPEND:
+		err = store_op_append(st, txn, op);
+		break;
+	case OP_FLAGS:
+		err = store_op_flags(st, txn, op);
+		break;
+	case OP_COPY:
+		err = store_op_copy(st, txn, op);
+		break;
 	default:
 		err = STORE_INVAL;
 		break;
 	}
-	if (err != STORE_OK) {
+	if (err == STORE_OK) {
+		rc = mdb_txn_commit(txn);	/* nested: no I/O, merges into parent */
+		err = store_mdb_err(rc);
+	} else {
 		mdb_txn_abort(txn);
-		return err;
 	}
-	rc = mdb_txn_commit(txn);	/* nested: no I/O, merges into parent */
-	return store_mdb_err(rc);
+	if (err != STORE_OK) {
+		op->n_touched = touched;	/* what it changed is undone */
+		if (op->type != OP_DELIVER)
+			store_op_reset_out(op);
+	}
+	return err;
 }
 
 static void run_op(struct store *st, MDB_txn *parent, struct store_op *op)
@@ -346,7 +446,8 @@ static void run_op(struct store *st, MDB_txn *parent, struct store_op *op)
 	size_t i;
 
 	if (op->type != OP_DELIVER) {
-		op->err = nested(st, parent, op, 0);
+		if (op->err == STORE_OK)	/* else hashing failed */
+			op->err = nested(st, parent, op, 0);
 		return;
 	}
 	if (op->err != STORE_OK) {
@@ -375,7 +476,43 @@ static void hash_bodies(struct store_batch *b)
 		if (op->type == OP_DELIVER &&
 		    store_sha256(op->u.deliver.blob, op->u.deliver.body_len, op->u.deliver.hash) < 0)
 			op->err = STORE_IO;
+		if (op->type == OP_APPEND &&
+		    store_sha256(op->u.append.blob, op->u.append.len, op->u.append.hash) < 0)
+			op->err = STORE_IO;
 	}
+}
+
+static int cmp_touch(const void *a, const void *b)
+{
+	const struct store_touch *x = a, *y = b;
+
+	if (x->userid != y->userid)
+		return x->userid < y->userid ? -1 : 1;
+	return x->mboxid < y->mboxid ? -1 : x->mboxid > y->mboxid;
+}
+
+/* The committed batch's touched mailboxes, sorted and unique. */
+static void collect_touched(struct store_batch *b)
+{
+	struct store_op *op;
+	size_t n = 0, i, out = 0;
+
+	STAILQ_FOREACH(op, &b->ops, entry)
+		n += op->n_touched;
+	if (n == 0)
+		return;
+	b->touched = store_xcalloc(n, sizeof(*b->touched));
+	STAILQ_FOREACH(op, &b->ops, entry) {
+		if (op->n_touched > 0)
+			memcpy(b->touched + out, op->touched, op->n_touched * sizeof(*b->touched));
+		out += op->n_touched;
+	}
+	qsort(b->touched, n, sizeof(*b->touched), cmp_touch);
+	for (i = 0, out = 0; i < n; i++) {
+		if (out == 0 || cmp_touch(&b->touched[out - 1], &b->touched[i]) != 0)
+			b->touched[out++] = b->touched[i];
+	}
+	b->n_touched = out;
 }
 
 static double elapsed(const struct timespec *a, const struct timespec *b)
@@ -420,6 +557,8 @@ static void run_batch(struct store *st, struct store_batch *b)
 			err = STORE_IO;
 		STAILQ_FOREACH(op, &b->ops, entry)
 			op_fail(op, err);
+	} else {
+		collect_touched(b);
 	}
 }
 
@@ -436,7 +575,7 @@ void *store_writer_main(void *arg)
 			pthread_cond_wait(&st->cond, &st->mu);
 		if (STAILQ_EMPTY(&st->queue))
 			break;	/* stopping, and everything is committed */
-		b = xcalloc(1, sizeof(*b));
+		b = store_xcalloc(1, sizeof(*b));
 		STAILQ_INIT(&b->ops);
 		while (b->n < st->batch_max && (op = STAILQ_FIRST(&st->queue)) != NULL) {
 			STAILQ_REMOVE_HEAD(&st->queue, entry);
@@ -475,13 +614,22 @@ static struct store_batch *pop_done(struct store *st)
 	return b;
 }
 
-/* Report a batch's commit (log, observer) as it starts being dispatched. */
+/* Report a batch's commit (log, observers) as it starts being
+ * dispatched.  Stops early if an observer closed the store. */
 static void batch_begin(struct store *st, struct store_batch *b)
 {
+	size_t i;
+
 	st->cur = b;
 	if (b->committed) {
 		if (st->observer != NULL)
 			st->observer(b->seconds, b->n, st->observer_arg);
+		/* close_deferred first: a close in an observer freed b */
+		for (i = 0; !st->close_deferred && i < b->n_touched; i++) {
+			if (st->change_observer != NULL)
+				st->change_observer(b->touched[i].userid, b->touched[i].mboxid,
+						    st->change_observer_arg);
+		}
 	} else if (b->mdb_rc != 0) {
 		log_err("store.commit_failed", "ops=%u seconds=%.6f error=\"%s\"",
 			b->n, b->seconds, mdb_strerror(b->mdb_rc));
@@ -508,6 +656,7 @@ void store_dispatch_cb(evutil_socket_t fd, short what, void *arg)
 				goto closed;	/* store_close ran in the callback */
 		}
 		st->cur = NULL;
+		free(b->touched);
 		free(b);
 	}
 	st->in_dispatch = false;
@@ -536,6 +685,7 @@ void store_drain_completions(struct store *st)
 			op_complete(st, op);
 		}
 		st->cur = NULL;
+		free(b->touched);
 		free(b);
 	}
 }

@@ -1,0 +1,311 @@
+/*
+ * imap_cmd_auth.c - the commands of any state and of the not-authenticated
+ * state: CAPABILITY, NOOP/CHECK, LOGOUT, STARTTLS (RFC 3501), LOGIN,
+ * AUTHENTICATE PLAIN with SASL-IR (RFC 4959) or a continuation, ID
+ * (RFC 2971), ENABLE (RFC 5161: CONDSTORE, QRESYNC) and NAMESPACE
+ * (RFC 2342).
+ *
+ * Logins go through auth_start() exactly like POP3: the password check
+ * runs off the loop, the command stays current (reading off) until
+ * auth_done().  LOGIN and AUTHENTICATE are refused before TLS unless the
+ * listener allows plaintext (the greeting then says LOGINDISABLED and no
+ * AUTH=PLAIN).  A user homed at another POP is refused for now; the
+ * tunnel to the home POP will take that branch over.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "config.h"
+#include "imap_session.h"
+#include "log.h"
+#include "node.h"
+#include "sasl_plain.h"
+#include "transport.h"
+
+void imap_cmd_capability(struct imap_session *s, struct imap_command *cmd)
+{
+	char caps[IMAP_CAPS_MAX];
+
+	imap_capabilities(s, caps, sizeof(caps));
+	imap_untagged(s, "CAPABILITY %s", caps);
+	imap_cmd_done(s, "OK", "CAPABILITY completed");
+}
+
+/* NOOP and CHECK: the end-of-command sync sends what changed. */
+void imap_cmd_noop(struct imap_session *s, struct imap_command *cmd)
+{
+	imap_cmd_done(s, "OK", "%s completed", imap_cmd_name(cmd->id));
+}
+
+void imap_cmd_logout(struct imap_session *s, struct imap_command *cmd)
+{
+	if (s->state == IMAP_ST_SELECTED)
+		imap_view_close(s);
+	s->state = IMAP_ST_LOGOUT;
+	imap_untagged(s, "BYE popnode logging out");
+	imap_cmd_done(s, "OK", "LOGOUT completed");
+	imap_session_close(s, "logout");
+}
+
+void imap_cmd_starttls(struct imap_session *s, struct imap_command *cmd)
+{
+	if (s->t->tls || s->tls_started) {
+		imap_cmd_done(s, "BAD", "TLS is already active");
+		return;
+	}
+	if (!s->t->tls_available || s->compressed) {
+		imap_cmd_done(s, "NO", "TLS is not available");
+		return;
+	}
+	imap_cmd_done(s, "OK", "Begin TLS negotiation now");
+	/* The reader stops right after each command, so it holds nothing
+	 * here; the transport discards any input pipelined after STARTTLS
+	 * (RFC 3501 6.2.1: no plaintext command injection). */
+	if (transport_starttls(s->t) < 0) {
+		log_err("imap.starttls_failed", "sid=%" PRIu64 " peer=%s", s->serial, s->t->peer);
+		imap_session_end(s, "starttls_failed");
+		return;
+	}
+	s->tls_started = true;
+}
+
+/* ---- login --------------------------------------------------------------- */
+
+static void logged_in(struct imap_session *s, const struct store_user *u)
+{
+	struct node *n = s->n;
+	char caps[IMAP_CAPS_MAX];
+
+	if (strcmp(u->home, n->cfg->node_id) != 0) {
+		log_info("imap.remote_home", "sid=%" PRIu64 " peer=%s user=%s home=%s", s->serial,
+			 s->t->peer, u->name, u->home);
+		imap_cmd_done(s, "NO", "[UNAVAILABLE] mailbox is served by POP %s", u->home);
+		return;
+	}
+	s->logged_in = true;
+	s->userid = u->id;
+	snprintf(s->username, sizeof(s->username), "%s", u->name);
+	s->state = IMAP_ST_AUTH;
+	s->limits.max_append_literal = n->cfg->max_message_size;
+	imap_reader_set_limits(s->reader, &s->limits);
+	imap_session_set_timeout(s);
+	log_info("imap.login", "sid=%" PRIu64 " peer=%s user=%s tls=%s", s->serial, s->t->peer,
+		 s->username, (s->t->tls || s->tls_started) ? "yes" : "no");
+	imap_capabilities(s, caps, sizeof(caps));
+	imap_cmd_done(s, "OK", "[CAPABILITY %s] Logged in", caps);
+}
+
+static void auth_done(enum auth_result r, const struct store_user *u, void *arg)
+{
+	struct imap_session *s = arg;
+
+	s->auth = NULL;		/* the request is gone once we are called */
+	imap_session_enter(s);
+	if (!imap_session_alive(s)) {
+		imap_session_leave(s);
+		return;
+	}
+	if (s->shutdown_requested) {
+		imap_cmd_done(s, "NO", "[UNAVAILABLE] server shutting down");
+		imap_untagged(s, "BYE server shutting down");
+		imap_session_close(s, "shutdown");
+		imap_session_leave(s);
+		return;
+	}
+	switch (r) {
+	case AUTH_OK:
+		logged_in(s, u);
+		break;
+	case AUTH_FAILED:
+		imap_cmd_done(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+		break;
+	case AUTH_DISABLED:
+		imap_cmd_done(s, "NO", "[AUTHORIZATIONFAILED] Account disabled");
+		break;
+	case AUTH_BLOCKED:
+		imap_cmd_done(s, "NO", "[UNAVAILABLE] Too many failures, try later");
+		imap_untagged(s, "BYE Too many authentication failures");
+		imap_session_close(s, "auth_blocked");
+		break;
+	case AUTH_TEMPFAIL:
+	default:
+		imap_cmd_done(s, "NO", "[UNAVAILABLE] Authentication temporarily unavailable");
+		break;
+	}
+	imap_session_leave(s);
+}
+
+/* Start the password check; false (nothing started) if out of memory.
+ * The caller completes the command then, after wiping secrets. */
+static bool start_auth(struct imap_session *s, const char *user, const char *pass)
+{
+	s->in_mode = IMAP_IN_COMMAND;
+	s->auth = auth_start(s->n, s->lc->proto, s->t->peer_ip, user, pass, auth_done, s);
+	if (s->auth == NULL) {
+		log_err("imap.auth_oom", "sid=%" PRIu64 " peer=%s", s->serial, s->t->peer);
+		return false;
+	}
+	return true;	/* auth_done completes the command */
+}
+
+static void auth_unavailable(struct imap_session *s)
+{
+	imap_cmd_done(s, "NO", "[UNAVAILABLE] Authentication temporarily unavailable");
+}
+
+static void wipe(const struct imap_str *str)
+{
+	if (str->s != NULL)
+		explicit_bzero((char *)str->s, str->len);
+}
+
+/* Refuse LOGIN/AUTHENTICATE before TLS where plaintext is not allowed.
+ * secret is wiped first: completing the command frees it. */
+static bool refuse_plaintext(struct imap_session *s, const struct imap_str *secret)
+{
+	if (imap_plaintext_ok(s))
+		return false;
+	wipe(secret);
+	imap_cmd_done(s, "NO", "[PRIVACYREQUIRED] Plaintext authentication is disabled here%s",
+		      s->t->tls_available ? ": use STARTTLS first" : "");
+	return true;
+}
+
+void imap_cmd_login(struct imap_session *s, struct imap_command *cmd)
+{
+	struct imap_args_login *a = &cmd->u.login;
+
+	if (refuse_plaintext(s, &a->pass))
+		return;
+	if (a->user.len >= STORE_NAME_MAX * 4 || a->pass.len > SASL_PLAIN_FIELD_MAX * 4) {
+		wipe(&a->pass);
+		imap_cmd_done(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+		return;
+	}
+	bool started = start_auth(s, a->user.s, a->pass.s);
+	wipe(&a->pass);
+	if (!started)
+		auth_unavailable(s);
+}
+
+/* Decode and start the check.  The caller wipes b64 and, if this
+ * returns false, the command has been completed here. */
+static void sasl_plain_login(struct imap_session *s, const char *b64, size_t len, bool *done_r)
+{
+	struct sasl_plain sp;
+	int r = sasl_plain_decode(b64, len, &sp);
+
+	s->in_mode = IMAP_IN_COMMAND;
+	*done_r = true;
+	if (r != SASL_PLAIN_OK) {
+		sasl_plain_wipe(&sp);
+		if (r == SASL_PLAIN_ERR_EMPTY || r == SASL_PLAIN_ERR_AUTHZID)
+			imap_cmd_done(s, "NO", "[AUTHENTICATIONFAILED] %s", sasl_plain_strerror(r));
+		else
+			imap_cmd_done(s, "BAD", "%s", sasl_plain_strerror(r));
+		return;
+	}
+	bool started = start_auth(s, sp.authcid, sp.passwd);
+	sasl_plain_wipe(&sp);
+	if (!started)
+		auth_unavailable(s);
+	else
+		*done_r = false;
+}
+
+void imap_cmd_authenticate(struct imap_session *s, struct imap_command *cmd)
+{
+	struct imap_args_auth *a = &cmd->u.auth;
+
+	if (strcmp(a->mech.s, "PLAIN") != 0) {
+		imap_cmd_done(s, "NO", "[CANNOT] Unsupported authentication mechanism");
+		return;
+	}
+	if (refuse_plaintext(s, &a->ir))
+		return;
+	if (a->has_ir) {
+		/* wipe the response before the command (and its arena) can
+		 * be freed by a completion */
+		char b64[SASL_PLAIN_B64_MAX + 1];
+		size_t len = a->ir.len;
+		bool done;
+		if (len > SASL_PLAIN_B64_MAX) {
+			wipe(&a->ir);
+			imap_cmd_done(s, "BAD", "%s", sasl_plain_strerror(SASL_PLAIN_ERR_TOO_LONG));
+			return;
+		}
+		memcpy(b64, a->ir.s, len);
+		wipe(&a->ir);
+		sasl_plain_login(s, b64, len, &done);
+		explicit_bzero(b64, sizeof(b64));
+		return;
+	}
+	s->in_mode = IMAP_IN_SASL;
+	imap_writes(s, "+ \r\n");
+}
+
+void imap_auth_sasl_line(struct imap_session *s, const char *line, size_t len)
+{
+	if (len == 1 && line[0] == '*') {
+		s->in_mode = IMAP_IN_COMMAND;
+		imap_cmd_done(s, "BAD", "Authentication cancelled");
+		return;
+	}
+	bool done;
+	sasl_plain_login(s, line, len, &done);
+	explicit_bzero((char *)line, len);
+}
+
+/* ---- ID, ENABLE, NAMESPACE ------------------------------------------------ */
+
+void imap_cmd_id(struct imap_session *s, struct imap_command *cmd)
+{
+	const struct imap_args_id *a = &cmd->u.id;
+
+	if (a->n_pairs > 0) {
+		char name[40], val[72];
+		for (size_t i = 0; i < a->n_pairs; i++) {
+			if (strcasecmp(a->pairs[i].name.s, "name") != 0 || a->pairs[i].value_nil)
+				continue;
+			log_debug("imap.id", "sid=%" PRIu64 " %s=%s", s->serial,
+				  log_sanitize(name, sizeof(name), a->pairs[i].name.s,
+					       a->pairs[i].name.len),
+				  log_sanitize(val, sizeof(val), a->pairs[i].value.s,
+					       a->pairs[i].value.len));
+		}
+	}
+	imap_untagged(s, "ID (\"name\" \"popnode\" \"version\" \"%s\")", POPNODE_VERSION);
+	imap_cmd_done(s, "OK", "ID completed");
+}
+
+void imap_cmd_enable(struct imap_session *s, struct imap_command *cmd)
+{
+	const struct imap_args_enable *a = &cmd->u.enable;
+	uint32_t newly = 0;
+
+	/* QRESYNC implies CONDSTORE (RFC 7162 3.2.3). */
+	if ((a->known & IMAP_ENABLE_CONDSTORE) && !(s->enabled & IMAP_ENABLE_CONDSTORE))
+		newly |= IMAP_ENABLE_CONDSTORE;
+	if ((a->known & IMAP_ENABLE_QRESYNC) && !(s->enabled & IMAP_ENABLE_QRESYNC))
+		newly |= IMAP_ENABLE_QRESYNC;
+	s->enabled |= newly;
+	if (s->enabled & IMAP_ENABLE_QRESYNC)
+		s->enabled |= IMAP_ENABLE_CONDSTORE;
+	if (s->enabled & IMAP_ENABLE_CONDSTORE)
+		imap_condstore_enable(s);
+	/* Unknown names and UTF8=ACCEPT (not supported) are ignored, as
+	 * RFC 5161 3.1 asks. */
+	imap_untagged(s, "ENABLED%s%s", (newly & IMAP_ENABLE_CONDSTORE) ? " CONDSTORE" : "",
+		      (newly & IMAP_ENABLE_QRESYNC) ? " QRESYNC" : "");
+	imap_cmd_done(s, "OK", "ENABLE completed");
+}
+
+void imap_cmd_namespace(struct imap_session *s, struct imap_command *cmd)
+{
+	imap_untagged(s, "NAMESPACE ((\"\" \"/\")) NIL NIL");
+	imap_cmd_done(s, "OK", "NAMESPACE completed");
+}

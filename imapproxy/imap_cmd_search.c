@@ -1,0 +1,230 @@
+/*
+ * imap_cmd_search.c - [UID] SEARCH (RFC 3501 6.4.4), with the ESEARCH
+ * RETURN options (RFC 4731) and the CONDSTORE MODSEQ key and response
+ * addition (RFC 7162 3.1.5).
+ *
+ * The parser has already built the search tree and refused charsets other
+ * than US-ASCII and UTF-8 (NO [BADCHARSET (US-ASCII UTF-8)]).  Here each
+ * message of the view is described to imap_search_match() from the view's
+ * numbers (flags, keywords bound to the mailbox's table, size, dates,
+ * modseq).  The text is only read when a key needs it: the first match
+ * runs with a text source that only notes the need; if the result
+ * depended on the text the match is run again inside a store_msg_read
+ * callback, where the message's two pieces (per-recipient prefix and the
+ * shared body) are handed to the evaluator straight from the store's map,
+ * without a copy.  AND children come cheapest first, so a message that
+ * fails a flag or date key is never read.
+ *
+ * Resumable: at most SEARCH_BATCH messages per step; the result line is
+ * written as it grows ("* SEARCH" then " n" per hit), or for ESEARCH kept
+ * as MIN/MAX/COUNT and an ALL set built incrementally.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "imap_body.h"
+#include "imap_msgutil.h"
+#include "imap_search.h"
+#include "imap_session.h"
+#include "log.h"
+#include "store.h"
+
+/* Messages matched per step. */
+#define SEARCH_BATCH 2000
+
+struct search_state {
+	uint32_t next;			/* next sequence number */
+	uint32_t max_uid;
+	bool started;			/* "* SEARCH" written */
+	uint64_t max_modseq;		/* of the matches (MODSEQ key) */
+	/* ESEARCH */
+	bool esearch;
+	uint32_t min, max;
+	uint64_t count;
+	struct imap_buf all;
+	struct imap_setbuilder sb;
+	bool failed;
+};
+
+static void state_free(void *p)
+{
+	struct search_state *st = p;
+
+	imap_buf_free(&st->all);
+}
+
+/* The first pass: note that the text is needed, offer none. */
+static int note_text(void *ctx, struct imap_search_text *t)
+{
+	bool *needed = ctx;
+
+	*needed = true;
+	memset(t, 0, sizeof(*t));
+	return -1;
+}
+
+struct text_job {
+	const struct imap_search_node *tree;
+	struct imap_search_msg *msg;
+	bool result;
+};
+
+static int text_cb(const char *prefix, size_t prefix_len, const char *body, size_t body_len,
+		   void *arg)
+{
+	struct text_job *j = arg;
+
+	j->msg->get_text = NULL;
+	j->msg->text.p[0] = prefix;
+	j->msg->text.len[0] = prefix_len;
+	j->msg->text.p[1] = body;
+	j->msg->text.len[1] = body_len;
+	j->result = imap_search_match(j->tree, j->msg);
+	return 0;
+}
+
+static bool match_one(struct imap_session *s, struct search_state *st,
+		      const struct imap_search_node *tree, uint32_t seq)
+{
+	const struct imap_msg *m = imap_view_msg(&s->view, seq);
+	struct imap_search_msg msg;
+	bool needed = false;
+	bool r;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.seq = seq;
+	msg.uid = m->uid;
+	msg.max_seq = (uint32_t)s->view.n;
+	msg.max_uid = st->max_uid;
+	msg.flags = m->flags;
+	msg.keywords = m->keywords;
+	msg.size = m->size;
+	msg.modseq = m->modseq;
+	msg.internaldate = m->internaldate;
+	msg.tz_offset = imap_tz_offset(m->internaldate);
+	msg.get_text = note_text;
+	msg.ctx = &needed;
+	r = imap_search_match(tree, &msg);
+	if (!needed || m->expunged)
+		return r;	/* decided without the text (or it is gone) */
+
+	struct text_job j = { .tree = tree, .msg = &msg };
+	int err = store_msg_read(s->n->store, s->userid, s->view.mboxid, m->uid, text_cb, &j);
+	if (err == STORE_OK)
+		return j.result;
+	if (err != STORE_NOTFOUND) {
+		log_err("imap.search_read", "sid=%" PRIu64 " user=%s mbox=%" PRIu32 " uid=%" PRIu32
+			" error=\"%s\"", s->serial, s->username, s->view.mboxid, m->uid,
+			store_strerror(err));
+		st->failed = true;
+	}
+	return r;	/* text unavailable: text keys do not match */
+}
+
+static void search_finish(struct imap_session *s, struct imap_command *cmd,
+			  struct search_state *st)
+{
+	const struct imap_args_search *a = &cmd->u.search;
+
+	if (st->esearch) {
+		imap_writef(s, "* ESEARCH (TAG \"%s\")%s", cmd->tag, cmd->uid ? " UID" : "");
+		if (st->count > 0) {
+			if (a->return_opts & IMAP_SEARCH_RET_MIN)
+				imap_writef(s, " MIN %" PRIu32, st->min);
+			if (a->return_opts & IMAP_SEARCH_RET_MAX)
+				imap_writef(s, " MAX %" PRIu32, st->max);
+		}
+		if (a->return_opts & IMAP_SEARCH_RET_COUNT)
+			imap_writef(s, " COUNT %" PRIu64, st->count);
+		if ((a->return_opts & IMAP_SEARCH_RET_ALL) && st->count > 0) {
+			if (imap_setbuilder_finish(&st->sb, &st->all) < 0) {
+				imap_writes(s, "\r\n");
+				imap_cmd_done(s, "NO", "[SERVERBUG] Out of memory");
+				return;
+			}
+			imap_writes(s, " ALL ");
+			imap_write(s, st->all.data, st->all.len);
+		}
+		if (a->has_modseq && st->count > 0)
+			imap_writef(s, " MODSEQ %" PRIu64, st->max_modseq);
+		imap_writes(s, "\r\n");
+	} else {
+		if (!st->started)
+			imap_writes(s, "* SEARCH");
+		if (a->has_modseq && st->max_modseq > 0)
+			imap_writef(s, " (MODSEQ %" PRIu64 ")", st->max_modseq);
+		imap_writes(s, "\r\n");
+	}
+	if (st->failed)
+		imap_cmd_done(s, "NO", "[SERVERBUG] Some messages could not be read");
+	else
+		imap_cmd_done(s, "OK", "Search completed");
+}
+
+static void search_step(struct imap_session *s, struct imap_command *cmd)
+{
+	struct search_state *st = s->cmd_state;
+	const struct imap_search_node *tree = cmd->u.search.tree;
+	unsigned done = 0;
+
+	while (st->next <= s->view.n) {
+		uint32_t seq = st->next;
+
+		if (done >= SEARCH_BATCH || imap_output_full(s) || s->out_failed)
+			return;	/* resumed by the core */
+		st->next++;
+		done++;
+		if (!match_one(s, st, tree, seq))
+			continue;
+		const struct imap_msg *m = imap_view_msg(&s->view, seq);
+		uint32_t num = cmd->uid ? m->uid : seq;
+		if (m->modseq > st->max_modseq)
+			st->max_modseq = m->modseq;
+		if (st->esearch) {
+			if (st->count == 0)
+				st->min = num;
+			st->max = num;
+			st->count++;
+			if ((cmd->u.search.return_opts & IMAP_SEARCH_RET_ALL) &&
+			    imap_setbuilder_add(&st->sb, &st->all, num) < 0) {
+				imap_cmd_done(s, "NO", "[SERVERBUG] Out of memory");
+				return;
+			}
+		} else {
+			if (!st->started) {
+				imap_writes(s, "* SEARCH");
+				st->started = true;
+			}
+			imap_writef(s, " %" PRIu32, num);
+		}
+	}
+	search_finish(s, cmd, st);
+}
+
+void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
+{
+	struct imap_args_search *a = &cmd->u.search;
+	struct search_state *st = imap_arena_zalloc(cmd->arena, sizeof(*st));
+
+	if (st == NULL) {
+		imap_cmd_done(s, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	imap_buf_init(&st->all);
+	s->cmd_state = st;
+	s->cmd_state_free = state_free;
+	/* Messages that arrived meanwhile become visible before the set is
+	 * resolved (RFC 3501 5.2: "* n EXISTS" as soon as observed; never an
+	 * EXPUNGE here, 7.4.1). */
+	imap_view_sync(s, false);
+	imap_search_bind_keywords(a->tree, imap_view_keyword_lookup, &s->view);
+	st->next = 1;
+	st->max_uid = s->view.n > 0 ? s->view.msgs[s->view.n - 1].uid : 0;
+	st->esearch = a->return_given;
+	if (a->has_modseq)
+		imap_condstore_enable(s);
+	s->resume = search_step;
+	search_step(s, cmd);
+}

@@ -1,0 +1,147 @@
+/*
+ * store_upgrade.c - bringing an environment written by an older popnode
+ * up to the current format, at open, in the same write transaction that
+ * opens the sub-databases (so an interrupted upgrade leaves the old
+ * format intact, and the next open simply does it again).
+ *
+ * Format 1 -> 2 (IMAP): mailbox records gain an unseen counter and lose
+ * the subscribed byte, which becomes an entry of the new `subs`
+ * database.  The new databases (subs, keywords, vanished, bodymeta) are
+ * created empty by the open; unseen is counted from the message records.
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_private.h"
+
+/* Messages of (userid, mboxid) without \Seen. */
+static int count_unseen(struct store *st, MDB_txn *txn, uint32_t userid, uint32_t mboxid,
+			uint32_t *unseen_r)
+{
+	uint8_t kb[MSG_KEY_LEN];
+	MDB_val k = { .mv_size = sizeof(kb), .mv_data = kb }, v;
+	MDB_cursor_op how = MDB_SET_RANGE;
+	MDB_cursor *cur;
+	struct store_msg m;
+	uint32_t n = 0;
+	int rc;
+
+	msg_key(kb, userid, mboxid, 0);
+	if ((rc = mdb_cursor_open(txn, st->dbi[DBI_MESSAGES], &cur)) != 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, how)) == 0) {
+		how = MDB_NEXT;
+		if (k.mv_size != MSG_KEY_LEN || memcmp(k.mv_data, kb, 8) != 0)
+			break;
+		if (msg_rec_decode(&v, &m, NULL, NULL) != STORE_OK) {
+			rc = -1;
+			break;
+		}
+		if (!(m.flags & STORE_F_SEEN))
+			n++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return rc;
+	*unseen_r = n;
+	return 0;
+}
+
+/* The smallest 8-byte big-endian key above key; false if none. */
+static bool key_next(uint8_t key[MBOX_KEY_LEN])
+{
+	int i;
+
+	for (i = MBOX_KEY_LEN - 1; i >= 0; i--) {
+		if (++key[i] != 0)
+			return true;
+	}
+	return false;
+}
+
+static int upgrade_1_to_2(struct store *st, MDB_txn *txn, const char **error_r)
+{
+	uint8_t seek[MBOX_KEY_LEN], rec[MBOX_REC_MAX], nk[MBOXNAME_KEY_MAX];
+	uint8_t sub[1 + STORE_MBOX_MAX];
+	MDB_val k, v;
+	MDB_cursor *cur;
+	struct store_mailbox mb;
+	unsigned done = 0;
+	int rc;
+
+	memset(seek, 0, sizeof(seek));
+	/* Every step seeks with a fresh cursor, closed before the writes:
+	 * a cursor's cached page is not trusted across puts made through
+	 * another path (LMDB 0.9 returned stale keys here). */
+	for (;;) {
+		uint32_t userid;
+		size_t len, nklen;
+		bool v2;
+
+		if ((rc = mdb_cursor_open(txn, st->dbi[DBI_MAILBOXES], &cur)) != 0)
+			break;
+		k.mv_size = sizeof(seek);
+		k.mv_data = seek;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size != MBOX_KEY_LEN)
+			rc = -1;
+		if (rc == 0) {
+			memcpy(seek, k.mv_data, sizeof(seek));
+			v2 = v.mv_size > 0 && *(const uint8_t *)v.mv_data == STORE_REC_V2;
+			if (!v2 && mbox_rec_decode_v1(&v, &mb) != STORE_OK)
+				rc = -1;
+		}
+		mdb_cursor_close(cur);
+		if (rc != 0)
+			break;
+		if (v2)
+			goto next;	/* already converted */
+		userid = be32_get(seek);
+		if ((rc = count_unseen(st, txn, userid, mb.id, &mb.unseen)) != 0)
+			break;
+		len = mbox_rec_encode(&mb, rec);
+		k.mv_size = sizeof(seek);
+		k.mv_data = seek;
+		v.mv_size = len;
+		v.mv_data = rec;
+		if ((rc = mdb_put(txn, st->dbi[DBI_MAILBOXES], &k, &v, 0)) != 0)
+			break;
+		if (mb.subscribed) {
+			nklen = mboxname_key(nk, userid, mb.name);
+			len = strlen(mb.name);
+			sub[0] = STORE_REC_V1;
+			memcpy(sub + 1, mb.name, len);
+			k.mv_size = nklen;
+			k.mv_data = nk;
+			v.mv_size = 1 + len;
+			v.mv_data = sub;
+			if (nklen == 0 || (rc = mdb_put(txn, st->dbi[DBI_SUBS], &k, &v, 0)) != 0) {
+				rc = rc != 0 ? rc : -1;
+				break;
+			}
+		}
+		done++;
+next:
+		if (!key_next(seek)) {
+			rc = MDB_NOTFOUND;
+			break;
+		}
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (rc == -1)
+		*error_r = "store: corrupt mailbox record during format upgrade";
+	if (rc == 0)
+		log_info("store.upgrade", "from=1 to=2 mailboxes=%u", done);
+	return rc;
+}
+
+int store_upgrade(struct store *st, MDB_txn *txn, unsigned from, const char **error_r)
+{
+	if (from == 1)
+		return upgrade_1_to_2(st, txn, error_r);
+	*error_r = "store: unknown data format";
+	return -1;
+}
