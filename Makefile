@@ -4,7 +4,7 @@
 #   make check      unit tests (cmocka), integration tests (pytest), fuzz smoke
 #   make unit | integration | fuzz
 #   make run        start a dev node with state in ./dev
-#   make bench      benchmark table (LMTP, POP3, RSS; Dovecot side by side if installed)
+#   make bench      benchmark table (LMTP, POP3, IMAP, memory; Dovecot side by side if installed)
 #   make install    binaries, docs, example config, systemd unit under $(PREFIX)
 
 -include config.mk

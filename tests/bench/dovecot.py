@@ -2,7 +2,7 @@
 
 Writes a complete Dovecot 2.3 configuration into a temporary directory,
 starts `dovecot -F -c CONF` as a child (its own process group), waits until
-the LMTP and POP3 listeners answer, and stops it with SIGTERM at the end.
+the LMTP, POP3 and IMAP listeners answer, and stops it with SIGTERM at the end.
 Nothing outside the temporary directory is touched, except that a system
 user (default `popbench`) is created once if missing: Dovecot refuses to
 deliver mail as root, so the mail is owned by that user.
@@ -11,10 +11,19 @@ The configuration is Dovecot's defaults plus what a private instance needs:
   - mail_location = maildir (Dovecot's most common format), mail_fsync =
     optimized (the default: the message file is fsynced before the LMTP 250,
     as popnode fsyncs its LMDB commit before answering);
-  - passdb passwd-file with {PLAIN} passwords, userdb static (one uid);
-  - lmtp and pop3 inet listeners on 127.0.0.1 at ports chosen by the caller;
+  - passdb passwd-file, userdb static (one uid); a user's password is
+    stored as given by add_user: {PLAIN}, or a crypt(3) hash such as
+    {SHA256-CRYPT}$5$... (bench.py gives both servers the same hash);
+  - lmtp, pop3 and imap inet listeners on 127.0.0.1 at free ports;
   - ssl = no, disable_plaintext_auth = no;
-  - base_dir, state_dir and log_path inside the temporary directory.
+  - base_dir, state_dir and log_path inside the temporary directory;
+  - for IMAP (when dovecot-imapd is installed): room for `max_conns`
+    logged-in connections: imap-login in high-performance mode
+    (service_count = 0: a few long-lived login processes), process_limit
+    of the imap service (one imap process per connection, Dovecot's
+    default and recommended setup) and default_process_limit /
+    default_client_limit raised, mail_max_userip_connections raised (all
+    bench connections come from 127.0.0.1).
 
 Used by bench.py; usable alone for a quick check:
     /usr/bin/python3 tests/bench/dovecot.py   # starts, prints ports, stops
@@ -32,6 +41,7 @@ import time
 DOVECOT = "/usr/sbin/dovecot"
 REQUIRED = (DOVECOT, "/usr/lib/dovecot/lmtp", "/usr/lib/dovecot/pop3",
             "/usr/lib/dovecot/pop3-login")
+IMAP_REQUIRED = ("/usr/lib/dovecot/imap", "/usr/lib/dovecot/imap-login")
 
 
 class Unavailable(Exception):
@@ -45,6 +55,14 @@ def missing_reason():
             return "%s not installed (dovecot-core, dovecot-lmtpd, dovecot-pop3d)" % path
     if os.geteuid() != 0:
         return "needs root (Dovecot master and a mail uid)"
+    return None
+
+
+def imap_missing_reason():
+    """None if Dovecot can serve IMAP here, else why not."""
+    for path in IMAP_REQUIRED:
+        if not os.access(path, os.X_OK):
+            return "%s not installed (dovecot-imapd)" % path
     return None
 
 
@@ -95,7 +113,7 @@ def wait_banner(port, prefix, deadline, proc=None):
 CONF_TEMPLATE = """\
 # Private Dovecot instance written by tests/bench/dovecot.py
 instance_name = {instance}
-protocols = lmtp pop3
+protocols = {protocols}
 listen = 127.0.0.1
 base_dir = {tmp}/run
 state_dir = {tmp}/state
@@ -142,23 +160,53 @@ service pop3-login {{
 }}
 """
 
+# Appended when IMAP is served: room for max_conns logged-in connections.
+IMAP_TEMPLATE = """
+mail_max_userip_connections = {max_conns}
+default_process_limit = {process_limit}
+default_client_limit = {client_limit}
+
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  # high-performance mode: each login process serves many connections
+  service_count = 0
+  process_min_avail = {cpus}
+  client_limit = {client_limit}
+}}
+service imap {{
+  # one imap process per logged-in connection (the default)
+  process_limit = {process_limit}
+}}
+"""
+
 
 class Dovecot:
     """One private Dovecot; use as a context manager or call stop()."""
 
-    def __init__(self, mail_user="popbench", parent_dir=None):
+    def __init__(self, mail_user="popbench", parent_dir=None, imap=True, max_conns=6000):
         reason = missing_reason()
         if reason:
             raise Unavailable(reason)
+        self.imap_reason = imap_missing_reason() if imap else "not asked for"
+        self.imap = self.imap_reason is None
+        self.max_conns = max_conns
         self.uid, self.gid = ensure_system_user(mail_user)
         self.mail_user = mail_user
         self.tmp = tempfile.mkdtemp(prefix="bench-dovecot-", dir=parent_dir)
         # mkdtemp makes it 0700: the mail uid and dovenull must get in.
         os.chmod(self.tmp, 0o755)
-        self.lmtp_port = free_port()
-        self.pop3_port = free_port()
-        while self.pop3_port == self.lmtp_port:
-            self.pop3_port = free_port()
+        ports = set()
+        while len(ports) < 3:
+            ports.add(free_port())
+        self.lmtp_port, self.pop3_port, self.imap_port = sorted(ports)
+        if not self.imap:
+            self.imap_port = None
         self.conf = os.path.join(self.tmp, "dovecot.conf")
         self.users = {}
         self.proc = None
@@ -166,15 +214,23 @@ class Dovecot:
 
     # -- setup -----------------------------------------------------------
 
-    def add_user(self, name, password):
-        """Add a passwd-file entry (the file is re-read when it changes)."""
-        if ":" in name or ":" in password or "\n" in name + password:
-            raise ValueError("bad user or password")
-        self.users[name] = password
+    def add_user(self, name, password, scheme="PLAIN"):
+        """Add a passwd-file entry (the file is re-read when it changes).
+        password is the plain password, or with scheme="SHA256-CRYPT" (or
+        another Dovecot scheme) the hash in that scheme."""
+        self.add_users([name], password, scheme)
+
+    def add_users(self, names, password, scheme="PLAIN"):
+        """add_user for many names, one rewrite of the file."""
+        for s in [password, scheme] + list(names):
+            if ":" in s or "\n" in s or "}" in scheme:
+                raise ValueError("bad user, password or scheme")
+        for name in names:
+            self.users[name] = "{%s}%s" % (scheme, password)
         path = os.path.join(self.tmp, "users")
         with open(path + ".new", "w") as f:
             for u, p in sorted(self.users.items()):
-                f.write("%s:{PLAIN}%s::::::\n" % (u, p))
+                f.write("%s:%s::::::\n" % (u, p))
         os.chmod(path + ".new", 0o644)
         os.replace(path + ".new", path)
 
@@ -188,14 +244,22 @@ class Dovecot:
             f.write(CONF_TEMPLATE.format(
                 instance="popbench-dovecot-%d" % os.getpid(), tmp=self.tmp,
                 uid=self.uid, gid=self.gid, lmtp_port=self.lmtp_port,
-                pop3_port=self.pop3_port))
+                pop3_port=self.pop3_port,
+                protocols="lmtp pop3 imap" if self.imap else "lmtp pop3"))
+            if self.imap:
+                f.write(IMAP_TEMPLATE.format(
+                    imap_port=self.imap_port, max_conns=self.max_conns,
+                    process_limit=self.max_conns + 100,
+                    client_limit=2 * self.max_conns + 1000,
+                    cpus=os.cpu_count() or 1))
         self.log = open(os.path.join(self.tmp, "dovecot.stderr"), "w")
         self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         ok = (wait_banner(self.lmtp_port, b"220", deadline, self.proc)
-              and wait_banner(self.pop3_port, b"+OK", deadline, self.proc))
+              and wait_banner(self.pop3_port, b"+OK", deadline, self.proc)
+              and (not self.imap or wait_banner(self.imap_port, b"* OK", deadline, self.proc)))
         if not ok:
             tail = self.log_tail()
             self.stop()
@@ -264,4 +328,5 @@ if __name__ == "__main__":
     with Dovecot() as d:
         d.add_user("bench1", "secret")
         d.start()
-        print("dovecot pid %d lmtp %d pop3 %d dir %s" % (d.pid, d.lmtp_port, d.pop3_port, d.tmp))
+        print("dovecot pid %d lmtp %d pop3 %d imap %s dir %s"
+              % (d.pid, d.lmtp_port, d.pop3_port, d.imap_port or d.imap_reason, d.tmp))
