@@ -73,6 +73,17 @@ static void bt_apply_timeout(struct bev_transport *bt)
 
 static void bt_setup(struct bev_transport *bt)
 {
+	struct bufferevent *under = bufferevent_get_underlying(bt->bev);
+
+	/* libevent writes at most 16 KB per syscall by default: a 50 MB
+	 * RETR or FETCH would cost 3,200 writes.  Let the kernel take what
+	 * fits (the output is bounded by the session's watermarks anyway). */
+	bufferevent_set_max_single_write(bt->bev, TRANSPORT_OUTPUT_HIGH);
+	bufferevent_set_max_single_read(bt->bev, 64 * 1024);
+	if (under != NULL) {
+		bufferevent_set_max_single_write(under, TRANSPORT_OUTPUT_HIGH);
+		bufferevent_set_max_single_read(under, 64 * 1024);
+	}
 	bufferevent_setcb(bt->bev, bt_readcb, bt_writecb, bt_eventcb, bt);
 	bufferevent_setwatermark(bt->bev, EV_WRITE, TRANSPORT_OUTPUT_LOW, 0);
 	bt_apply_timeout(bt);
