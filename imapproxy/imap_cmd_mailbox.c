@@ -495,24 +495,45 @@ static void attr(struct imap_session *s, const char *a, bool *first)
 	*first = false;
 }
 
-static bool matches_any(const struct imap_args_list *a, const char *ref, const char *name,
-			struct imap_arena *ar)
+static bool matches_any(const char *const *full, size_t n, const char *name)
 {
-	for (size_t i = 0; i < a->n_patterns; i++) {
-		const char *pat = a->patterns[i].s;
-		if (ref[0] != '\0') {
-			size_t rl = strlen(ref), pl = a->patterns[i].len;
-			char *full = imap_arena_alloc(ar, rl + pl + 1);
-			if (full == NULL)
-				return false;
-			memcpy(full, ref, rl);
-			memcpy(full + rl, pat, pl + 1);
-			pat = full;
-		}
-		if (imap_list_match(pat, name))
+	for (size_t i = 0; i < n; i++)
+		if (imap_list_match(full[i], name))
 			return true;
-	}
 	return false;
+}
+
+/* Longest reference + pattern accepted: twice the longest name leaves
+ * room for any sensible use of wildcards. */
+#define LIST_PATTERN_MAX (2 * STORE_MBOX_MAX)
+
+/* reference + pattern for every pattern, built once per command (the
+ * reference is not re-concatenated per mailbox: a long reference and
+ * many patterns would otherwise cost their product per name).  NULL
+ * if out of memory or (*too_long_r set) a pattern is too long. */
+static const char **list_full_patterns(const struct imap_args_list *a, const char *ref,
+				       struct imap_arena *ar, bool *too_long_r)
+{
+	size_t rl = strlen(ref);
+	const char **full = imap_arena_alloc(ar, a->n_patterns * sizeof(*full));
+
+	*too_long_r = false;
+	if (full == NULL)
+		return NULL;
+	for (size_t i = 0; i < a->n_patterns; i++) {
+		size_t pl = a->patterns[i].len;
+		if (rl + pl > LIST_PATTERN_MAX) {
+			*too_long_r = true;
+			return NULL;
+		}
+		char *f = imap_arena_alloc(ar, rl + pl + 1);
+		if (f == NULL)
+			return NULL;
+		memcpy(f, ref, rl);
+		memcpy(f + rl, a->patterns[i].s, pl + 1);
+		full[i] = f;
+	}
+	return full;
 }
 
 static void status_line(struct imap_session *s, const struct store_mailbox *mb, uint32_t items);
@@ -525,12 +546,23 @@ void imap_cmd_list(struct imap_session *s, struct imap_command *cmd)
 	bool sel_special = (a->select_opts & IMAP_LIST_SEL_SPECIAL_USE) != 0;
 	bool ret_subscribed = sel_subscribed || (a->return_opts & IMAP_LIST_RET_SUBSCRIBED);
 	struct list_ctx c = { .a = cmd->arena };
+	const char *ref = a->ref.s != NULL ? a->ref.s : "";
+	const char **full;
+	bool too_long;
 	int err = STORE_OK;
 
 	/* LIST "" "": the hierarchy delimiter and root */
 	if (!lsub && a->n_patterns == 1 && a->patterns[0].len == 0 && !a->extended) {
 		imap_untagged(s, "LIST (\\Noselect) \"/\" \"\"");
 		imap_cmd_done(s, "OK", "LIST completed");
+		return;
+	}
+	full = list_full_patterns(a, ref, cmd->arena, &too_long);
+	if (full == NULL) {
+		if (too_long)
+			imap_cmd_done(s, "BAD", "Mailbox pattern too long");
+		else
+			imap_cmd_done(s, "NO", "[SERVERBUG] Out of memory");
 		return;
 	}
 	err = store_mailbox_foreach(s->n->store, s->userid, mbox_cb, &c);
@@ -547,10 +579,9 @@ void imap_cmd_list(struct imap_session *s, struct imap_command *cmd)
 		imap_cmd_done_store_error(s, err, lsub ? "LSUB" : "LIST");
 		return;
 	}
-	const char *ref = a->ref.s != NULL ? a->ref.s : "";
 	for (size_t i = 0; i < c.n && s->t != NULL; i++) {
 		const struct list_item *it = &c.items[i];
-		if (!matches_any(a, ref, it->name, cmd->arena))
+		if (!matches_any(full, a->n_patterns, it->name))
 			continue;
 		if (sel_subscribed && !it->subscribed) {
 			/* LSUB shows an unsubscribed superior of a subscribed

@@ -33,6 +33,12 @@
 
 /* Messages matched per step. */
 #define SEARCH_BATCH 2000
+/* Message text scanned per step (each text key reads the message:
+ * bytes x keys are counted). */
+#define SEARCH_TEXT_BUDGET (8u << 20)
+/* Most keys that scan the text (HEADER, SENT*, BODY, TEXT) in one
+ * SEARCH: one message costs (its size x these keys) without a break. */
+#define SEARCH_TEXT_KEYS_MAX 64
 
 struct search_state {
 	uint32_t next;			/* next sequence number */
@@ -46,6 +52,8 @@ struct search_state {
 	struct imap_buf all;
 	struct imap_setbuilder sb;
 	bool failed;
+	uint64_t step_text;		/* text bytes read in this step */
+	unsigned text_keys;		/* keys that scan the text, >= 1 */
 };
 
 static void state_free(void *p)
@@ -69,6 +77,7 @@ struct text_job {
 	const struct imap_search_node *tree;
 	struct imap_search_msg *msg;
 	bool result;
+	uint64_t len;			/* bytes handed to the evaluator */
 };
 
 static int text_cb(const char *prefix, size_t prefix_len, const char *body, size_t body_len,
@@ -81,6 +90,7 @@ static int text_cb(const char *prefix, size_t prefix_len, const char *body, size
 	j->msg->text.len[0] = prefix_len;
 	j->msg->text.p[1] = body;
 	j->msg->text.len[1] = body_len;
+	j->len = (uint64_t)prefix_len + body_len;
 	j->result = imap_search_match(j->tree, j->msg);
 	return 0;
 }
@@ -112,6 +122,7 @@ static bool match_one(struct imap_session *s, struct search_state *st,
 
 	struct text_job j = { .tree = tree, .msg = &msg };
 	int err = store_msg_read(s->n->store, s->userid, s->view.mboxid, m->uid, text_cb, &j);
+	st->step_text += j.len * st->text_keys;
 	if (err == STORE_OK)
 		return j.result;
 	if (err != STORE_NOTFOUND) {
@@ -169,10 +180,12 @@ static void search_step(struct imap_session *s, struct imap_command *cmd)
 	const struct imap_search_node *tree = cmd->u.search.tree;
 	unsigned done = 0;
 
+	st->step_text = 0;
 	while (st->next <= s->view.n) {
 		uint32_t seq = st->next;
 
-		if (done >= SEARCH_BATCH || imap_output_full(s) || s->out_failed)
+		if (done >= SEARCH_BATCH || st->step_text >= SEARCH_TEXT_BUDGET ||
+		    imap_output_full(s) || s->out_failed)
 			return;	/* resumed by the core */
 		st->next++;
 		done++;
@@ -203,6 +216,28 @@ static void search_step(struct imap_session *s, struct imap_command *cmd)
 	search_finish(s, cmd, st);
 }
 
+static unsigned count_text_keys(const struct imap_search_node *n)
+{
+	unsigned c = 0;
+
+	for (; n != NULL; n = n->next) {
+		switch (n->type) {
+		case IMAP_SEARCH_HEADER:
+		case IMAP_SEARCH_SENTBEFORE:
+		case IMAP_SEARCH_SENTON:
+		case IMAP_SEARCH_SENTSINCE:
+		case IMAP_SEARCH_BODY:
+		case IMAP_SEARCH_TEXT:
+			c++;
+			break;
+		default:
+			c += count_text_keys(n->child);
+			break;
+		}
+	}
+	return c;
+}
+
 void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 {
 	struct imap_args_search *a = &cmd->u.search;
@@ -215,6 +250,14 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 	imap_buf_init(&st->all);
 	s->cmd_state = st;
 	s->cmd_state_free = state_free;
+	st->text_keys = count_text_keys(a->tree);
+	if (st->text_keys > SEARCH_TEXT_KEYS_MAX) {
+		imap_cmd_done(s, "NO", "[LIMIT] Too many text search keys (at most %u)",
+			      SEARCH_TEXT_KEYS_MAX);
+		return;
+	}
+	if (st->text_keys == 0)
+		st->text_keys = 1;
 	/* Messages that arrived meanwhile become visible before the set is
 	 * resolved (RFC 3501 5.2: "* n EXISTS" as soon as observed; never an
 	 * EXPUNGE here, 7.4.1). */

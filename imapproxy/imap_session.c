@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "auth.h"
 #include "config.h"
@@ -105,6 +106,8 @@ static void s_reap(struct imap_session *s)
 		s->cmd_state_free(s->cmd_state);
 	imap_command_free(&s->cmd);
 	imap_reader_destroy(&s->reader);
+	if (s->yield_ev != NULL)
+		event_free(s->yield_ev);
 	free(s);
 }
 
@@ -524,9 +527,34 @@ static bool step(struct imap_session *s)
 	return true;
 }
 
+static void on_yield(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	imap_session_enter(s);
+	if (!s->out_blocked)
+		s_process(s);
+	imap_session_leave(s);
+}
+
+/* Resume the current command on a later loop turn, after other
+ * connections had their turn.  false if that cannot be arranged. */
+static bool s_yield(struct imap_session *s)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (s->yield_ev == NULL)
+		s->yield_ev = evtimer_new(s->n->base, on_yield, s);
+	return s->yield_ev != NULL && evtimer_add(s->yield_ev, &now) == 0;
+}
+
 /* Run queued input until something makes the session wait. */
 static void s_process(struct imap_session *s)
 {
+	bool resumed = false;
+
 	if (s->processing)
 		return;
 	s->processing = true;
@@ -538,6 +566,11 @@ static void s_process(struct imap_session *s)
 		if (s->cmd != NULL && s->in_mode == IMAP_IN_COMMAND) {
 			if (s->resume == NULL)
 				break;	/* async: the callback completes it */
+			/* one step per loop turn: the handler returned
+			 * because its batch was done, not for output */
+			if (resumed && s_yield(s))
+				break;
+			resumed = true;
 			s->resume(s, s->cmd);
 			continue;
 		}
@@ -575,6 +608,13 @@ static void on_drained(void *arg)
 	if (s->out_blocked && s->t != NULL && !imap_output_full(s)) {
 		s->out_blocked = false;
 		s_process(s);
+	}
+	/* changes held back while an idling client's output was full */
+	if (s->idling && s->view.dirty && imap_session_alive(s) && !imap_output_full(s)) {
+		int err = imap_view_sync(s, true);
+		if (err != STORE_OK)
+			log_err("imap.sync_failed", "sid=%" PRIu64 " user=%s error=\"%s\"",
+				s->serial, s->username, store_strerror(err));
 	}
 	imap_session_leave(s);
 }

@@ -59,6 +59,7 @@
 #include "node.h"
 #include "store.h"
 
+struct event;
 struct transport;
 struct listen_conf;
 struct auth_request;
@@ -166,6 +167,10 @@ struct imap_session {
 	unsigned bad_commands;		/* consecutive */
 	bool tls_started;		/* STARTTLS done */
 	bool compressed;		/* COMPRESS DEFLATE active */
+	/* Zero-delay timer that resumes a long command on the next loop
+	 * turn (so one SEARCH/FETCH cannot hold the loop); made on first
+	 * use. */
+	struct event *yield_ev;
 
 	/* the current command (NULL between commands) */
 	struct imap_command *cmd;

@@ -247,7 +247,10 @@ static void notify_entry(struct imap_view_entry *e)
 	for (size_t i = 0; i < n; i++) {
 		struct imap_session *s = list[i];
 		imap_session_enter(s);
-		if (s->idling && imap_session_alive(s) && s->state == IMAP_ST_SELECTED) {
+		/* a client that does not read while idling gets nothing more
+		 * until its output drains (on_drained syncs then) */
+		if (s->idling && imap_session_alive(s) && s->state == IMAP_ST_SELECTED &&
+		    !imap_output_full(s)) {
 			int err = imap_view_sync(s, true);
 			if (err != STORE_OK)
 				log_err("imap.sync_failed", "sid=%" PRIu64 " user=%s error=\"%s\"",
