@@ -34,6 +34,8 @@ static const char *const dbi_names[DBI_COUNT] = {
 	[DBI_KEYWORDS] = "keywords",
 	[DBI_VANISHED] = "vanished",
 	[DBI_BODYMETA] = "bodymeta",
+	[DBI_DIRRECS] = "dirrecs",
+	[DBI_DIRSEQ] = "dirseq",
 };
 
 const char *store_strerror(int err)

@@ -114,6 +114,80 @@ void store_user_update(struct store *st, const struct store_user *u, store_done_
 /* Delete the user, all their mailboxes and messages (body refs dropped). */
 void store_user_del(struct store *st, const char *name, store_done_cb *cb, void *arg);
 
+/* ---- directory across POPs ---------------------------------------------- *
+ *
+ * Every POP holds the whole user directory and syncs it with its peers,
+ * last writer wins.  Each user name has a directory record: the version
+ * (a Lamport clock) and origin (POP id) of the last change, and whether
+ * that change was a delete (a tombstone, kept for ever so an older add
+ * arriving late cannot bring the user back).  store_user_add, _update
+ * and _del write the record in the same transaction with version =
+ * dir_clock + 1 and origin = store_opts.origin; records received from
+ * peers go through store_dir_apply.  (version, origin) orders changes:
+ * the greater version wins, equal versions go to the greater origin
+ * (strcmp).  Every record written here, local or applied, gets the next
+ * local sequence number (lseq), so a peer pulls everything it lacks
+ * with store_dir_foreach_since(its watermark) and records from a third
+ * POP are relayed.  Layout and rules: docs/store.md. */
+
+#define STORE_DIR_APPLY_MAX 8192	/* records in one store_dir_apply */
+
+struct store_dir_rec {
+	struct store_user u;		/* name, home, pwhash, quota, enabled; on
+					 * apply id/used/messages/created are
+					 * ignored */
+	uint64_t version;		/* Lamport clock of the change (>= 1) */
+	char origin[STORE_POP_MAX];	/* POP that made the change; breaks
+					 * version ties (strcmp, greater wins) */
+	bool deleted;			/* tombstone */
+	uint64_t lseq;			/* out: this node's local sequence of the
+					 * record (ignored on apply) */
+};
+
+/* Highest local sequence (0 = no records, or a read error). */
+uint64_t store_dir_lseq(struct store *st);
+
+/* Calls cb for each record with lseq > since, ascending lseq, all from
+ * one read snapshot; at most max records (0 = all).  cb returns non-zero
+ * to stop.  For a live user u is filled from the users DB (id, used,
+ * ... included); for a tombstone only u.name and u.home (the home the
+ * user had when deleted, "" if unknown).  STORE_OK or STORE_IO. */
+int store_dir_foreach_since(struct store *st, uint64_t since, size_t max,
+			    int (*cb)(const struct store_dir_rec *r, void *arg), void *arg);
+
+/* The record of name, filled as for store_dir_foreach_since.
+ * STORE_OK, STORE_NOTFOUND (no record: never known here), STORE_IO. */
+int store_dir_get(struct store *st, const char *name, struct store_dir_rec *r_r);
+
+/* Watermark: the peer's lseq up to which its records were applied here
+ * (0 if none). */
+uint64_t store_dir_peer_lseq(struct store *st, const char *peer);
+
+/* Apply n records received from peer, in one nested transaction of a
+ * group commit (all or nothing).  Each record, in order, wins only if
+ * its (version, origin) is greater than the record held for the name (a
+ * user without a record counts as version 0); else it is skipped.  A
+ * winning live record creates the user (fresh local id, INBOX and the
+ * special-use folders exactly as store_user_add) or replaces home,
+ * pwhash, quota and enabled; a winning tombstone deletes the user's
+ * mailboxes and messages as store_user_del does (if the user exists
+ * here) and is kept.  The changelog gets the same records as the local
+ * ops write.  dir_clock = max(dir_clock, every version received).
+ * Winning records get a new local lseq (they are relayed to peers that
+ * pull from here).  peer_lseq: the "dirpeer/<peer>" watermark is raised
+ * to it in the same transaction (never lowered).  Everything is copied
+ * before return but n_applied_r: if not NULL it must stay valid until
+ * cb runs, and is set just before, on the loop thread, to how many
+ * records won (0 on error).
+ * err: STORE_OK (also when some or all were stale); STORE_INVAL (peer or
+ * a record's origin not 1..63 bytes, a name not 1..63 bytes, home or
+ * pwhash too long, version 0, n > STORE_DIR_APPLY_MAX, recs NULL with
+ * n > 0: the whole call is refused); STORE_FULL, STORE_IO (nothing
+ * applied, watermark unchanged), STORE_SHUTDOWN. */
+void store_dir_apply(struct store *st, const char *peer, uint64_t peer_lseq,
+		     const struct store_dir_rec *recs, size_t n, size_t *n_applied_r,
+		     store_done_cb *cb, void *arg);
+
 /* ---- mailboxes and messages ---------------------------------------------- */
 
 struct store_mailbox {

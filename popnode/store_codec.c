@@ -274,6 +274,64 @@ void keyword_key(uint8_t buf[KEYWORD_KEY_LEN], uint32_t userid, uint32_t mboxid,
 	buf[8] = (uint8_t)idx;
 }
 
+size_t dirpeer_key(char buf[DIRPEER_KEY_MAX], const char *peer, size_t peer_len)
+{
+	size_t plen = sizeof(META_DIRPEER_PREFIX) - 1;
+
+	memcpy(buf, META_DIRPEER_PREFIX, plen);
+	memcpy(buf + plen, peer, peer_len);
+	return plen + peer_len;
+}
+
+/* ---- directory records -------------------------------------------------------- */
+
+size_t dirrec_encode(const struct store_dirrec *d, uint8_t *buf)
+{
+	size_t origin_len = strnlen(d->origin, STORE_POP_MAX - 1);
+	size_t home_len = strnlen(d->home, STORE_POP_MAX - 1);
+	uint8_t *p = buf;
+
+	*p++ = STORE_REC_V1;
+	be64_put(p, d->version);
+	p += 8;
+	*p++ = (uint8_t)origin_len;
+	memcpy(p, d->origin, origin_len);
+	p += origin_len;
+	be64_put(p, d->lseq);
+	p += 8;
+	*p++ = d->deleted ? 1 : 0;
+	*p++ = (uint8_t)home_len;
+	memcpy(p, d->home, home_len);
+	p += home_len;
+	return (size_t)(p - buf);
+}
+
+int dirrec_decode(const MDB_val *val, struct store_dirrec *d_r)
+{
+	const uint8_t *p = val->mv_data;
+	size_t left = val->mv_size, origin_len, home_len;
+
+	memset(d_r, 0, sizeof(*d_r));
+	if (left < DIRREC_FIXED || p[0] != STORE_REC_V1)
+		return STORE_IO;
+	d_r->version = be64_get(p + 1);
+	origin_len = p[9];
+	if (origin_len == 0 || origin_len >= STORE_POP_MAX || left < DIRREC_FIXED + origin_len)
+		return STORE_IO;
+	memcpy(d_r->origin, p + 10, origin_len);
+	p += 10 + origin_len;
+	left -= 10 + origin_len;
+	d_r->lseq = be64_get(p);
+	if (p[8] > 1)
+		return STORE_IO;
+	d_r->deleted = p[8] == 1;
+	home_len = p[9];
+	if (home_len >= STORE_POP_MAX || left != 10 + home_len)
+		return STORE_IO;
+	memcpy(d_r->home, p + 10, home_len);
+	return STORE_OK;
+}
+
 /* ---- names ---------------------------------------------------------------- */
 
 int store_mailbox_name_check(const char *name)

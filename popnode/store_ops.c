@@ -11,6 +11,8 @@
  * transaction as the mutation; payload formats are in docs/store.md.
  * This file: users, expunge and delivery; the IMAP ops are in
  * store_mbox_ops.c and store_msg_ops.c, the primitives in store_txn.c.
+ * Each user op also writes the user's directory record (store_dir.c) in
+ * the same transaction: a tombstone for a delete.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -32,46 +34,55 @@ static const struct {
 
 /* ---- users ---------------------------------------------------------------- */
 
-int store_op_user_add(struct store *st, MDB_txn *txn, struct store_op *op)
+int store_user_create(struct store *st, MDB_txn *txn, struct store_op *op,
+		      struct store_user *u)
 {
-	struct store_user u = op->u.user, old;
 	uint8_t idk[USERID_KEY_LEN], nk[MBOXNAME_KEY_MAX], sub[1 + STORE_MBOX_MAX];
 	struct store_mailbox mb;
 	size_t i, nklen, len;
 	int err;
 
-	err = store_load_user(st, txn, u.name, &old);
-	if (err != STORE_NOTFOUND)
-		return err == STORE_OK ? STORE_EXISTS : err;
-	if ((err = store_next_id(st, txn, META_NEXT_USERID, &u.id)) != STORE_OK)
+	if ((err = store_next_id(st, txn, META_NEXT_USERID, &u->id)) != STORE_OK)
 		return err;
-	u.used = 0;
-	u.messages = 0;
-	u.created = (int64_t)time(NULL);
-	userid_key(idk, u.id);
-	err = store_put(txn, st->dbi[DBI_USERIDS], idk, sizeof(idk), u.name, strlen(u.name),
+	u->used = 0;
+	u->messages = 0;
+	u->created = (int64_t)time(NULL);
+	userid_key(idk, u->id);
+	err = store_put(txn, st->dbi[DBI_USERIDS], idk, sizeof(idk), u->name, strlen(u->name),
 			MDB_NOOVERWRITE);
 	if (err != STORE_OK)
 		return err == STORE_EXISTS ? STORE_IO : err;
-	if ((err = store_user_put(st, txn, &u, STORE_CH_USER_ADD)) != STORE_OK)
+	if ((err = store_user_put(st, txn, u, STORE_CH_USER_ADD)) != STORE_OK)
 		return err;
 	for (i = 0; i < sizeof(default_mailboxes) / sizeof(default_mailboxes[0]); i++) {
 		const char *name = default_mailboxes[i].name;
 
-		err = store_mbox_create(st, txn, u.id, name, default_mailboxes[i].special_use, &mb);
+		err = store_mbox_create(st, txn, u->id, name, default_mailboxes[i].special_use, &mb);
 		if (err != STORE_OK)
 			return err == STORE_EXISTS ? STORE_IO : err;
 		/* subscribed from the start; implied by USER_ADD in the changelog */
 		len = strlen(name);
-		nklen = mboxname_key(nk, u.id, name);
+		nklen = mboxname_key(nk, u->id, name);
 		sub[0] = STORE_REC_V1;
 		memcpy(sub + 1, name, len);
 		err = store_put(txn, st->dbi[DBI_SUBS], nk, nklen, sub, 1 + len, 0);
 		if (err != STORE_OK)
 			return err;
-		store_touch(op, u.id, mb.id);
+		store_touch(op, u->id, mb.id);
 	}
 	return STORE_OK;
+}
+
+int store_op_user_add(struct store *st, MDB_txn *txn, struct store_op *op)
+{
+	struct store_user u = op->u.user, old;
+	int err = store_load_user(st, txn, u.name, &old);
+
+	if (err != STORE_NOTFOUND)
+		return err == STORE_OK ? STORE_EXISTS : err;
+	if ((err = store_user_create(st, txn, op, &u)) != STORE_OK)
+		return err;
+	return store_dir_local(st, txn, u.name, u.home, false);
 }
 
 int store_op_user_update(struct store *st, MDB_txn *txn, struct store_op *op)
@@ -86,7 +97,9 @@ int store_op_user_update(struct store *st, MDB_txn *txn, struct store_op *op)
 	memcpy(u.pwhash, in->pwhash, sizeof(u.pwhash));
 	u.quota = in->quota;
 	u.enabled = in->enabled;
-	return store_user_put(st, txn, &u, STORE_CH_USER_UPDATE);
+	if ((err = store_user_put(st, txn, &u, STORE_CH_USER_UPDATE)) != STORE_OK)
+		return err;
+	return store_dir_local(st, txn, u.name, u.home, false);
 }
 
 static int drop_msg_body(struct store *st, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
@@ -115,19 +128,17 @@ static int touch_mbox(struct store *st, MDB_txn *txn, const MDB_val *k, const MD
 	return STORE_OK;
 }
 
-int store_op_user_del(struct store *st, MDB_txn *txn, struct store_op *op)
+int store_user_remove(struct store *st, MDB_txn *txn, struct store_op *op,
+		      const struct store_user *u)
 {
 	static const enum store_dbi by_user[] = {
 		DBI_MBOXNAMES, DBI_SUBS, DBI_KEYWORDS, DBI_VANISHED,
 	};
-	struct store_user u;
 	uint8_t pk[4];
-	size_t name_len = strlen(op->u.name), i;
-	int err = store_load_user(st, txn, op->u.name, &u);
+	size_t name_len = strlen(u->name), i;
+	int err;
 
-	if (err != STORE_OK)
-		return err;
-	be32_put(pk, u.id);
+	be32_put(pk, u->id);
 	if ((err = store_del_prefix(st, txn, st->dbi[DBI_MESSAGES], pk, 4, drop_msg_body,
 				    NULL)) != STORE_OK ||
 	    (err = store_del_prefix(st, txn, st->dbi[DBI_MAILBOXES], pk, 4, touch_mbox,
@@ -138,11 +149,24 @@ int store_op_user_del(struct store *st, MDB_txn *txn, struct store_op *op)
 		if (err != STORE_OK)
 			return err;
 	}
-	if ((err = store_del(txn, st->dbi[DBI_USERS], op->u.name, name_len)) != STORE_OK ||
+	if ((err = store_del(txn, st->dbi[DBI_USERS], u->name, name_len)) != STORE_OK ||
 	    (err = store_del(txn, st->dbi[DBI_USERIDS], pk, 4)) != STORE_OK)
 		return err;
-	const struct store_part part = { op->u.name, name_len };
-	return store_changelog_append(st, txn, STORE_CH_USER_DEL, u.id, 0, 0, &part, 1);
+	const struct store_part part = { u->name, name_len };
+	return store_changelog_append(st, txn, STORE_CH_USER_DEL, u->id, 0, 0, &part, 1);
+}
+
+int store_op_user_del(struct store *st, MDB_txn *txn, struct store_op *op)
+{
+	struct store_user u;
+	int err = store_load_user(st, txn, op->u.name, &u);
+
+	if (err != STORE_OK)
+		return err;
+	if ((err = store_user_remove(st, txn, op, &u)) != STORE_OK)
+		return err;
+	/* a tombstone, so peers delete it too and an older add cannot revive it */
+	return store_dir_local(st, txn, u.name, u.home, true);
 }
 
 /* ---- messages ------------------------------------------------------------- */

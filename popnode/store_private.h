@@ -4,14 +4,16 @@
  * layouts with their key encoders.  Only popnode/store*.c include it.
  *
  * Files: store.c (open/close, directory reads, stats), store_read.c (the
- * IMAP reads), store_upgrade.c (format 1 -> 2 at open), store_write.c
+ * IMAP reads), store_upgrade.c (format 1 -> 2 -> 3 at open), store_write.c
  * (submitting the original ops, the writer thread, group commit,
  * completions on the loop), store_submit.c (submitting the IMAP ops),
  * store_txn.c (primitives every op uses: puts, counters, changelog,
  * bodies, keyword table, tombstones), store_ops.c (users, expunge,
  * delivery), store_mbox_ops.c (mailbox create/delete/rename, subscribe),
  * store_msg_ops.c (append, flags, copy/move), store_codec.c (record and
- * key encoding, record loaders shared by reads and ops).
+ * key encoding, record loaders shared by reads and ops), store_dir.c
+ * (versioned directory records shared across POPs: reads, the local
+ * record written by every user op, applying a peer's records).
  *
  * On-disk layout (docs/store.md has the full story).  Integers are
  * big-endian so LMDB's bytewise key order is numeric order; every value
@@ -30,6 +32,8 @@
  *   subs       userid BE32, name key         -> ver, name
  *   keywords   userid, mboxid (BE32 x2), idx u8 -> ver, name
  *   vanished   userid, mboxid, uid (BE32 x3) -> ver, modseq BE64
+ *   dirrecs    name                          -> directory record
+ *   dirseq     lseq BE64                     -> name
  *
  * The body's reference count lives apart from the bytes so that a new
  * reference or an expunge rewrites 17 bytes, not the whole (possibly
@@ -51,12 +55,13 @@
 
 #define STORE_REC_V1 1
 #define STORE_REC_V2 2			/* mailbox records since format 2 */
-#define STORE_FORMAT 2			/* meta "format" (1: no IMAP dbs,
-					 * v1 mailbox records; upgraded at open) */
+#define STORE_FORMAT 3			/* meta "format" (1: no IMAP dbs,
+					 * v1 mailbox records; 2: users without
+					 * directory records; upgraded at open) */
 #define STORE_PREFIX_MAX (64 * 1024)	/* per-recipient prefix bytes */
 #define STORE_DEFAULT_MAP (1ULL << 30)
 #define STORE_DEFAULT_BATCH 256
-#define STORE_MAX_DBS 16
+#define STORE_MAX_DBS 32		/* DBI_COUNT is 15: room to grow */
 
 /* meta keys */
 #define META_FORMAT "format"		/* u8 */
@@ -64,6 +69,9 @@
 #define META_NEXT_MBOXID "next_mboxid"	/* BE32: next id to hand out */
 #define META_UIDVALIDITY "uidvalidity"	/* BE32: last value handed out */
 #define META_SEQ_PREFIX "seq/"		/* "seq/" origin -> BE64 last seq */
+#define META_DIR_CLOCK "dir_clock"	/* BE64: highest directory version seen or made */
+#define META_DIR_LSEQ "dir_lseq"	/* BE64: last local directory sequence */
+#define META_DIRPEER_PREFIX "dirpeer/"	/* "dirpeer/" peer -> BE64 peer lseq applied */
 
 enum store_dbi {
 	DBI_USERS,
@@ -79,6 +87,8 @@ enum store_dbi {
 	DBI_KEYWORDS,
 	DBI_VANISHED,
 	DBI_BODYMETA,
+	DBI_DIRRECS,
+	DBI_DIRSEQ,
 	DBI_COUNT
 };
 
@@ -160,6 +170,24 @@ static inline uint64_t be64_get(const uint8_t *p)
 #define VANISHED_REC_LEN 9
 #define KEYWORD_KEY_LEN 9
 
+/*
+ * directory record (dirrecs): ver u8, version BE64, origin_len u8, origin,
+ *                  lseq BE64, deleted u8, home_len u8, home
+ * (home: the user's home POP when written, kept in tombstones).
+ * dirseq value: the name.
+ */
+#define DIRREC_FIXED 20
+#define DIRREC_MAX (DIRREC_FIXED + 2 * STORE_POP_MAX)
+#define DIRSEQ_KEY_LEN 8
+
+struct store_dirrec {
+	uint64_t version;
+	char origin[STORE_POP_MAX];
+	uint64_t lseq;
+	bool deleted;
+	char home[STORE_POP_MAX];
+};
+
 /* Keys. */
 #define USERID_KEY_LEN 4
 #define MBOX_KEY_LEN 8
@@ -172,6 +200,7 @@ static inline uint64_t be64_get(const uint8_t *p)
 #define MBOXNAME_KEY_MAX (4 + MBOXNAME_HEAD + 1 + STORE_BODY_HASH_LEN)
 #define CHANGE_KEY_MAX (1 + STORE_POP_MAX + 8)
 #define META_KEY_MAX (sizeof(META_SEQ_PREFIX) + STORE_POP_MAX)
+#define DIRPEER_KEY_MAX (sizeof(META_DIRPEER_PREFIX) + STORE_POP_MAX)
 
 /* ---- queued write ops ----------------------------------------------------- */
 
@@ -188,6 +217,7 @@ enum store_op_type {
 	OP_APPEND,
 	OP_FLAGS,
 	OP_COPY,
+	OP_DIR_APPLY,
 };
 
 typedef void store_deliver_cb(const struct store_rcpt *rcpts, size_t n, void *arg);
@@ -281,6 +311,7 @@ struct store_op {
 			size_t n_out;
 			uint32_t uidvalidity;		/* out: dst's */
 		} copy;
+		struct store_dir_apply *dir;		/* store_dir.c owns it */
 	} u;
 };
 STAILQ_HEAD(store_op_list, store_op);
@@ -358,6 +389,9 @@ size_t mboxname_key(uint8_t buf[MBOXNAME_KEY_MAX], uint32_t userid, const char *
 size_t change_key(uint8_t buf[CHANGE_KEY_MAX], const char *origin, size_t origin_len,
 		  uint64_t seq);
 size_t meta_seq_key(char buf[META_KEY_MAX], const char *origin, size_t origin_len);
+size_t dirpeer_key(char buf[DIRPEER_KEY_MAX], const char *peer, size_t peer_len);
+size_t dirrec_encode(const struct store_dirrec *d, uint8_t *buf);
+int dirrec_decode(const MDB_val *val, struct store_dirrec *d_r);
 void keyword_key(uint8_t buf[KEYWORD_KEY_LEN], uint32_t userid, uint32_t mboxid, unsigned idx);
 
 /* Record loaders usable in any txn.  STORE_OK, STORE_NOTFOUND, STORE_IO. */
@@ -448,6 +482,17 @@ size_t store_uids_normalize(uint32_t *uids, size_t n);
 
 /* ---- store_ops.c: one op inside its own nested transaction ---------------- */
 
+/* The body of a user add: u (name, home, pwhash, quota, enabled set; no
+ * user of that name) gets a fresh id, created = now, the default
+ * mailboxes (subscribed) and a USER_ADD record.  No directory record. */
+int store_user_create(struct store *st, MDB_txn *txn, struct store_op *op,
+		      struct store_user *u);
+/* The body of a user delete: u (as loaded) loses its mailboxes,
+ * messages (body references dropped), subscriptions, keyword tables,
+ * vanished UIDs and its users/userids records; USER_DEL is logged.  No
+ * directory record. */
+int store_user_remove(struct store *st, MDB_txn *txn, struct store_op *op,
+		      const struct store_user *u);
 /* Each returns a store_err; on error the caller aborts the txn. */
 int store_op_user_add(struct store *st, MDB_txn *txn, struct store_op *op);
 int store_op_user_update(struct store *st, MDB_txn *txn, struct store_op *op);
@@ -464,6 +509,19 @@ int store_op_subscribe(struct store *st, MDB_txn *txn, struct store_op *op);
 int store_op_append(struct store *st, MDB_txn *txn, struct store_op *op);
 int store_op_flags(struct store *st, MDB_txn *txn, struct store_op *op);
 int store_op_copy(struct store *st, MDB_txn *txn, struct store_op *op);
+
+/* ---- store_dir.c: directory records inside a txn ----------------------------- */
+
+/* The directory record of name.  STORE_OK, STORE_NOTFOUND, STORE_IO. */
+int store_dir_load(struct store *st, MDB_txn *txn, const char *name, struct store_dirrec *d_r);
+/* Write name's record d (version, origin, deleted, home as given): d->lseq
+ * becomes dir_lseq + 1, the old dirseq entry goes, dir_clock is raised to
+ * d->version if below. */
+int store_dir_put(struct store *st, MDB_txn *txn, const char *name, struct store_dirrec *d);
+/* A local change of name: version dir_clock + 1, origin = this store's. */
+int store_dir_local(struct store *st, MDB_txn *txn, const char *name, const char *home,
+		    bool deleted);
+int store_op_dir_apply(struct store *st, MDB_txn *txn, struct store_op *op);
 
 /* ---- store_write.c -------------------------------------------------------- */
 

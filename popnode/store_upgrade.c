@@ -8,6 +8,12 @@
  * the subscribed byte, which becomes an entry of the new `subs`
  * database.  The new databases (subs, keywords, vanished, bodymeta) are
  * created empty by the open; unseen is counted from the message records.
+ *
+ * Format 2 -> 3 (directory across POPs): the dirrecs and dirseq databases
+ * are created empty by the open; every user without a directory record
+ * gets one with version 1 and this node as origin, so the users it
+ * already had are shared with its peers (a tie between two POPs that
+ * both had the name goes to the greater POP id, as any tie does).
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -138,10 +144,80 @@ next:
 	return rc;
 }
 
+static int upgrade_2_to_3(struct store *st, MDB_txn *txn, const char **error_r)
+{
+	char name[STORE_NAME_MAX];
+	struct store_dirrec d;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	unsigned done = 0;
+	size_t len = 0;
+	int rc, err;
+
+	/* As above: a fresh cursor per step, closed before the writes. */
+	for (;;) {
+		if ((rc = mdb_cursor_open(txn, st->dbi[DBI_USERS], &cur)) != 0)
+			return rc;
+		if (len == 0) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		} else {
+			k.mv_size = len;
+			k.mv_data = name;
+			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+			if (rc == 0 && k.mv_size == len && memcmp(k.mv_data, name, len) == 0)
+				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		if (rc == 0 && (k.mv_size == 0 || k.mv_size >= sizeof(name)))
+			rc = -1;
+		if (rc == 0) {
+			len = k.mv_size;
+			memcpy(name, k.mv_data, len);
+			name[len] = '\0';
+		}
+		mdb_cursor_close(cur);
+		if (rc != 0)
+			break;
+		err = store_dir_load(st, txn, name, &d);
+		if (err == STORE_OK)
+			continue;	/* already has one */
+		if (err == STORE_NOTFOUND) {
+			struct store_user u;
+
+			memset(&d, 0, sizeof(d));
+			d.version = 1;
+			memcpy(d.origin, st->origin, st->origin_len);
+			err = store_load_user(st, txn, name, &u);
+			if (err == STORE_OK) {
+				memcpy(d.home, u.home, sizeof(d.home));
+				err = store_dir_put(st, txn, name, &d);
+			}
+		}
+		if (err != STORE_OK) {
+			rc = -1;
+			break;
+		}
+		done++;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (rc == -1)
+		*error_r = "store: cannot write directory records during format upgrade";
+	if (rc == 0)
+		log_info("store.upgrade", "from=2 to=3 users=%u", done);
+	return rc;
+}
+
 int store_upgrade(struct store *st, MDB_txn *txn, unsigned from, const char **error_r)
 {
+	int rc = 0;
+
+	if (from < 1 || from > 2) {
+		*error_r = "store: unknown data format";
+		return -1;
+	}
 	if (from == 1)
-		return upgrade_1_to_2(st, txn, error_r);
-	*error_r = "store: unknown data format";
-	return -1;
+		rc = upgrade_1_to_2(st, txn, error_r);
+	if (rc == 0)
+		rc = upgrade_2_to_3(st, txn, error_r);
+	return rc;
 }

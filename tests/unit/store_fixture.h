@@ -1,10 +1,10 @@
 /*
- * store_fixture.h - what the store's IMAP tests (test_store_imap*.c)
- * share: a fresh store per test in a temp directory on a thread-enabled
- * event base, helpers that submit one write and run the loop until its
- * callback came back, and consistency checks (unseen counters against a
- * scan).  Everything is static inline so each test binary takes what it
- * uses.  Include after cmocka.h.
+ * store_fixture.h - what the store's tests (test_store_imap*.c,
+ * test_store_dir.c) share: a fresh store per test in a temp directory on
+ * a thread-enabled event base, helpers that submit one write and run the
+ * loop until its callback came back, and consistency checks (unseen
+ * counters against a scan).  Everything is static inline so each test
+ * binary takes what it uses.  Include after cmocka.h.
  */
 #ifndef TEST_STORE_FIXTURE_H
 #define TEST_STORE_FIXTURE_H
@@ -28,10 +28,11 @@ struct fx {
 	struct store *st;
 };
 
-static inline int fx_open(struct fx *f)
+/* Open the store at f->dir as POP origin. */
+static inline int fx_open_as(struct fx *f, const char *origin)
 {
 	struct store_opts o = {
-		.dir = f->dir, .map_size = 64 << 20, .origin = ORIGIN, .base = f->base,
+		.dir = f->dir, .map_size = 64 << 20, .origin = origin, .base = f->base,
 	};
 	const char *error = NULL;
 	int rc = store_open(&f->st, &o, &error);
@@ -39,6 +40,30 @@ static inline int fx_open(struct fx *f)
 	if (rc != 0)
 		fprintf(stderr, "store_open: %s\n", error);
 	return rc;
+}
+
+static inline int fx_open(struct fx *f)
+{
+	return fx_open_as(f, ORIGIN);
+}
+
+/* Remove the (flat) temp directory dir and what is in it. */
+static inline void fx_rmdir(const char *dir)
+{
+	char path[512];
+	struct dirent *e;
+	DIR *d;
+
+	if ((d = opendir(dir)) != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
 }
 
 static inline int fx_setup(void **state)
@@ -60,22 +85,10 @@ static inline int fx_setup(void **state)
 static inline int fx_teardown(void **state)
 {
 	struct fx *f = *state;
-	char path[512];
-	struct dirent *e;
-	DIR *d;
 
 	store_close(&f->st);
 	event_base_free(f->base);
-	if ((d = opendir(f->dir)) != NULL) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", f->dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(f->dir);
+	fx_rmdir(f->dir);
 	free(f);
 	return 0;
 }
