@@ -21,6 +21,12 @@
  * passwords or mail on the network in the clear must be asked for in words
  * ("plaintext-auth", "no-starttls", "plaintext"), and the parser says so when
  * the word is missing.
+ *
+ * The link directives (link_listen, link_*, peer) use the same numeric
+ * address syntax as listen; a peer's id may not repeat, nor may its
+ * address.  Whatever depends on another line (files present when the link
+ * is used, a peer named like this node, link_listen clashing with a
+ * listener) is config_check()'s, since lines may come in any order.
  */
 #include "config.h"
 
@@ -57,6 +63,8 @@ enum dtype {
 	D_USER,		/* system user name */
 	D_DOMAIN,	/* repeatable; "*" = any domain */
 	D_LISTEN,	/* repeatable; PROTO ADDRESS [options] */
+	D_LINK_LISTEN,	/* IPv4:port | [IPv6]:port */
+	D_PEER,		/* repeatable; ID IPv4:port | ID [IPv6]:port */
 	D_UINT,		/* plain decimal number */
 	D_SIZE,		/* number with K/M/G/T suffix */
 	D_DURATION,	/* seconds, or number with s/m/h suffix */
@@ -103,6 +111,17 @@ static const struct directive directives[] = {
 	NUM("default_quota", D_SIZE, F_U64, default_quota, 0, 1024 * TIB, "1G"),
 	NUM("map_size", D_SIZE, F_U64, map_size, MIB, 64 * TIB, "16G"),
 	NUM("commit_batch_max", D_UINT, F_UNSIGNED, commit_batch_max, 1, 65536, "256"),
+	{ "link_listen", D_LINK_LISTEN, F_NONE, 0, 0, 0, 0, NULL },
+	STR("link_ca", D_PATH, link_ca, NULL),
+	STR("link_cert", D_PATH, link_cert, NULL),
+	STR("link_key", D_PATH, link_key, NULL),
+	{ "peer", D_PEER, F_NONE, 0, 0, 0, 0, NULL },
+	NUM("link_ping_interval", D_DURATION, F_UNSIGNED, link_ping_interval, 1, 60, "1s"),
+	NUM("link_timeout", D_DURATION, F_UNSIGNED, link_timeout, 1, 300, "3s"),
+	NUM("link_breaker_failures", D_UINT, F_UNSIGNED, link_breaker_failures, 1, 1000, "5"),
+	NUM("link_breaker_window", D_DURATION, F_UNSIGNED, link_breaker_window, 1, 3600, "30s"),
+	NUM("link_breaker_cooloff", D_DURATION, F_UNSIGNED, link_breaker_cooloff, 1, 3600, "10s"),
+	NUM("link_max_hops", D_UINT, F_UNSIGNED, link_max_hops, 1, 16, "2"),
 };
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))
 
@@ -354,9 +373,9 @@ static bool is_loopback(const struct listen_conf *l)
 	return false;
 }
 
-static bool is_wildcard(const struct listen_conf *l)
+static bool host_is_wildcard(const char *host)
 {
-	return !l->is_unix && (strcmp(l->host, "0.0.0.0") == 0 || strcmp(l->host, "::") == 0);
+	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
 }
 
 static bool host_is_v6(const char *host)
@@ -364,36 +383,95 @@ static bool host_is_v6(const char *host)
 	return strchr(host, ':') != NULL;
 }
 
+/* Two TCP sockets that cannot both be bound: one port, and the same host,
+ * or a wildcard and any host of the same family (IPv6 sockets are
+ * V6ONLY, so 0.0.0.0 and [::] do not collide). */
+static bool addr_clash(const char *h1, uint16_t p1, const char *h2, uint16_t p2)
+{
+	if (p1 != p2)
+		return false;
+	if (strcmp(h1, h2) == 0)
+		return true;
+	return host_is_v6(h1) == host_is_v6(h2) && (host_is_wildcard(h1) || host_is_wildcard(h2));
+}
+
+/* "[::1]:110", "127.0.0.1:110" */
+static void fmt_addr(char *buf, size_t sz, const char *host, uint16_t port)
+{
+	if (host_is_v6(host))
+		snprintf(buf, sz, "[%s]:%u", host, (unsigned)port);
+	else
+		snprintf(buf, sz, "%s:%u", host, (unsigned)port);
+}
+
 /* "unix:/path", "[::1]:110", "127.0.0.1:110" */
 static void listen_addr(char *buf, size_t sz, const struct listen_conf *l)
 {
 	if (l->is_unix)
 		snprintf(buf, sz, "unix:%s", l->path);
-	else if (host_is_v6(l->host))
-		snprintf(buf, sz, "[%s]:%u", l->host, (unsigned)l->port);
 	else
-		snprintf(buf, sz, "%s:%u", l->host, (unsigned)l->port);
+		fmt_addr(buf, sz, l->host, l->port);
 }
 
-static int parse_port(struct pctx *x, struct tok t, uint16_t *port)
+static int parse_port(struct pctx *x, const char *dname, struct tok t, uint16_t *port)
 {
 	struct qbuf b;
 	uint64_t v;
 
 	if (parse_number(D_UINT, t, &v) != 0 || v < 1 || v > 65535)
-		return perr(x, "listen: port \"%s\" is not a number from 1 to 65535", q(&b, t));
+		return perr(x, "%s: port \"%s\" is not a number from 1 to 65535", dname, q(&b, t));
 	*port = (uint16_t)v;
 	return 0;
 }
 
-static int parse_listen_addr(struct pctx *x, struct listen_conf *l, struct tok a)
+/* "IPv4:port" or "[IPv6]:port" into host (canonical text) and port.
+ * dname starts the messages; forms lists what the directive accepts;
+ * listening says whether the wildcard addresses are worth suggesting. */
+static int parse_ip_port(struct pctx *x, const char *dname, const char *forms, bool listening,
+			 struct tok a, char *hostout, size_t hostsz, uint16_t *port)
 {
 	char host[INET6_ADDRSTRLEN + 1];
-	struct tok h, port;
+	struct tok h, pt;
 	struct qbuf b;
 	unsigned char bin[sizeof(struct in6_addr)];
 	int af;
 
+	if (a.len > 0 && a.p[0] == '[') {
+		const char *close = memchr(a.p, ']', a.len);
+
+		if (close == NULL || (size_t)(close - a.p) + 1 >= a.len || close[1] != ':')
+			return perr(x, "%s: \"%s\" is not [IPv6]:port", dname, q(&b, a));
+		h = (struct tok){ a.p + 1, (size_t)(close - a.p) - 1 };
+		pt = (struct tok){ close + 2, a.len - (size_t)(close - a.p) - 2 };
+		af = AF_INET6;
+	} else {
+		const char *colon = memrchr(a.p, ':', a.len);
+
+		if (colon == NULL)
+			return perr(x, "%s: \"%s\" has no port (%s)", dname, q(&b, a), forms);
+		h = (struct tok){ a.p, (size_t)(colon - a.p) };
+		pt = (struct tok){ colon + 1, a.len - h.len - 1 };
+		if (memchr(h.p, ':', h.len) != NULL)
+			return perr(x, "%s: \"%s\": an IPv6 address goes in brackets, as in "
+				    "[::1]:110", dname, q(&b, a));
+		af = AF_INET;
+	}
+	if (h.len >= sizeof(host))
+		return perr(x, "%s: \"%s\" is not a numeric IP address", dname, q(&b, h));
+	memcpy(host, h.p, h.len);
+	host[h.len] = '\0';
+	if (inet_pton(af, host, bin) != 1)
+		return perr(x, "%s: \"%s\" is not a numeric IP%s address (%s)", dname, q(&b, h),
+			    af == AF_INET6 ? "v6" : "v4",
+			    listening ? "use 0.0.0.0 or [::] for every address"
+				      : "host names are not resolved");
+	if (inet_ntop(af, bin, hostout, (socklen_t)hostsz) == NULL)
+		return perr(x, "%s: \"%s\" is not a numeric IP address", dname, q(&b, h));
+	return parse_port(x, dname, pt, port);
+}
+
+static int parse_listen_addr(struct pctx *x, struct listen_conf *l, struct tok a)
+{
 	if (a.len >= 5 && memcmp(a.p, "unix:", 5) == 0) {
 		struct tok path = { a.p + 5, a.len - 5 };
 
@@ -408,37 +486,8 @@ static int parse_listen_addr(struct pctx *x, struct listen_conf *l, struct tok a
 		l->is_unix = true;
 		return store_str(x, "listen", l->path, sizeof(l->path), path);
 	}
-	if (a.len > 0 && a.p[0] == '[') {
-		const char *close = memchr(a.p, ']', a.len);
-
-		if (close == NULL || (size_t)(close - a.p) + 1 >= a.len || close[1] != ':')
-			return perr(x, "listen: \"%s\" is not [IPv6]:port", q(&b, a));
-		h = (struct tok){ a.p + 1, (size_t)(close - a.p) - 1 };
-		port = (struct tok){ close + 2, a.len - (size_t)(close - a.p) - 2 };
-		af = AF_INET6;
-	} else {
-		const char *colon = memrchr(a.p, ':', a.len);
-
-		if (colon == NULL)
-			return perr(x, "listen: \"%s\" has no port (IPv4:port, [IPv6]:port or "
-				    "unix:/path)", q(&b, a));
-		h = (struct tok){ a.p, (size_t)(colon - a.p) };
-		port = (struct tok){ colon + 1, a.len - h.len - 1 };
-		if (memchr(h.p, ':', h.len) != NULL)
-			return perr(x, "listen: \"%s\": an IPv6 address goes in brackets, as in "
-				    "[::1]:110", q(&b, a));
-		af = AF_INET;
-	}
-	if (h.len >= sizeof(host))
-		return perr(x, "listen: \"%s\" is not a numeric IP address", q(&b, h));
-	memcpy(host, h.p, h.len);
-	host[h.len] = '\0';
-	if (inet_pton(af, host, bin) != 1)
-		return perr(x, "listen: \"%s\" is not a numeric IP%s address (use 0.0.0.0 or [::] "
-			    "for every address)", q(&b, h), af == AF_INET6 ? "v6" : "v4");
-	if (inet_ntop(af, bin, l->host, sizeof(l->host)) == NULL)
-		return perr(x, "listen: \"%s\" is not a numeric IP address", q(&b, h));
-	return parse_port(x, port, &l->port);
+	return parse_ip_port(x, "listen", "IPv4:port, [IPv6]:port or unix:/path", true, a,
+			     l->host, sizeof(l->host), &l->port);
 }
 
 static int do_listen(struct pctx *x, const struct tok *v, size_t nv)
@@ -549,6 +598,63 @@ static int do_domain(struct pctx *x, struct tok v)
 	return 0;
 }
 
+/* ---- the link ------------------------------------------------------------------ */
+
+static int do_link_listen(struct pctx *x, struct tok v)
+{
+	struct config *c = x->c;
+
+	if (v.len >= 5 && memcmp(v.p, "unix:", 5) == 0)
+		return perr(x, "link_listen: the link is TCP, not a unix socket (IPv4:port or "
+			    "[IPv6]:port)");
+	if (parse_ip_port(x, "link_listen", "IPv4:port or [IPv6]:port", true, v, c->link_host,
+			  sizeof(c->link_host), &c->link_port) < 0)
+		return -1;
+	c->link_listen_set = true;
+	snprintf(c->link_listen_file, sizeof(c->link_listen_file), "%s", x->name);
+	c->link_listen_line = x->line;
+	return 0;
+}
+
+static int do_peer(struct pctx *x, const struct tok *v, size_t nv)
+{
+	struct config *c = x->c;
+	struct peer_conf p;
+	char addr[96];
+	struct qbuf b;
+
+	if (nv != 2)
+		return perr(x, "peer: expected ID HOST:PORT, as in \"peer ams1 10.0.0.2:7443\"");
+	if (!valid_node_id(v[0].p, v[0].len))
+		return perr(x, "peer: id \"%s\" must be 1-63 characters of a-z, 0-9 and \"-\" (the "
+			    "peer's node_id)", q(&b, v[0]));
+	memset(&p, 0, sizeof(p));
+	memcpy(p.id, v[0].p, v[0].len);
+	if (parse_ip_port(x, "peer", "IPv4:port or [IPv6]:port", false, v[1], p.host,
+			  sizeof(p.host), &p.port) < 0)
+		return -1;
+	fmt_addr(addr, sizeof(addr), p.host, p.port);
+	if (host_is_wildcard(p.host))
+		return perr(x, "peer %s: %s is not an address to connect to (0.0.0.0 and [::] are "
+			    "for listening)", p.id, addr);
+	for (size_t i = 0; i < c->n_peers; i++) {
+		const struct peer_conf *o = &c->peers[i];
+
+		if (strcmp(o->id, p.id) == 0)
+			return perr(x, "peer: \"%s\" given twice (first at %s:%d)", p.id, o->file,
+				    o->line);
+		if (strcmp(o->host, p.host) == 0 && o->port == p.port)
+			return perr(x, "peer %s: address %s already used by peer %s at %s:%d", p.id,
+				    addr, o->id, o->file, o->line);
+	}
+	if (c->n_peers >= CONFIG_MAX_PEERS)
+		return perr(x, "peer: more than %d peers", CONFIG_MAX_PEERS);
+	snprintf(p.file, sizeof(p.file), "%s", x->name);
+	p.line = x->line;
+	c->peers[c->n_peers++] = p;
+	return 0;
+}
+
 static int store_number(const struct directive *d, struct config *c, uint64_t v)
 {
 	void *f = (char *)c + d->off;
@@ -574,7 +680,7 @@ static int store_number(const struct directive *d, struct config *c, uint64_t v)
 	}
 }
 
-/* Apply one value (nv == 1 except for listen) to c. */
+/* Apply one value (nv == 1 except for listen and peer) to c. */
 static int apply(struct pctx *x, const struct directive *d, const struct tok *v, size_t nv)
 {
 	char *field = (char *)x->c + d->off;
@@ -585,6 +691,10 @@ static int apply(struct pctx *x, const struct directive *d, const struct tok *v,
 		return do_listen(x, v, nv);
 	case D_DOMAIN:
 		return do_domain(x, v[0]);
+	case D_LINK_LISTEN:
+		return do_link_listen(x, v[0]);
+	case D_PEER:
+		return do_peer(x, v, nv);
 	case D_NODE_ID:
 		if (!valid_node_id(v[0].p, v[0].len))
 			return perr(x, "%s: \"%s\" must be 1-63 characters of a-z, 0-9 and \"-\"",
@@ -691,14 +801,15 @@ static int parse_line(struct pctx *x, const char *p, size_t len)
 	if (di == N_DIRECTIVES)
 		return perr(x, "unknown directive \"%s\"", q(&b, t[0]));
 	const struct directive *d = &directives[di];
-	if (d->type != D_LISTEN) {
+	/* listen and peer check their own words */
+	if (d->type != D_LISTEN && d->type != D_PEER) {
 		if (nt < 2)
 			return perr(x, "%s: missing value", d->name);
 		if (nt > 2)
 			return perr(x, "%s: extra value \"%s\" (one value expected)", d->name,
 				    q(&b, t[2]));
 	}
-	if (d->type != D_LISTEN && d->type != D_DOMAIN) {
+	if (d->type != D_LISTEN && d->type != D_DOMAIN && d->type != D_PEER) {
 		if (x->seen[di] != 0)
 			return perr(x, "%s: given twice (first at line %d)", d->name, x->seen[di]);
 		x->seen[di] = x->line;
@@ -823,15 +934,20 @@ out:
 	return rc;
 }
 
-/* "FILE:LINE: " for a listener, "FILE: " when it has no line (dev). */
+/* "FILE:LINE: ", "FILE: " when there is no line (dev), "" when no file. */
+static void where_fl(char *buf, size_t sz, const char *file, int line)
+{
+	if (file[0] == '\0')
+		buf[0] = '\0';
+	else if (line > 0)
+		snprintf(buf, sz, "%s:%d: ", file, line);
+	else
+		snprintf(buf, sz, "%s: ", file);
+}
+
 static void where(char *buf, size_t sz, const struct listen_conf *l)
 {
-	if (l->file[0] == '\0')
-		buf[0] = '\0';
-	else if (l->line > 0)
-		snprintf(buf, sz, "%s:%d: ", l->file, l->line);
-	else
-		snprintf(buf, sz, "%s: ", l->file);
+	where_fl(buf, sz, l->file, l->line);
 }
 
 static int check_listen(const struct config *c, size_t i, char *err, size_t errsz)
@@ -881,10 +997,7 @@ static int check_listen(const struct config *c, size_t i, char *err, size_t errs
 		if (l->is_unix)
 			clash = strcmp(o->path, l->path) == 0;
 		else
-			clash = o->port == l->port &&
-				(strcmp(o->host, l->host) == 0 ||
-				 (host_is_v6(o->host) == host_is_v6(l->host) &&
-				  (is_wildcard(o) || is_wildcard(l))));
+			clash = addr_clash(o->host, o->port, l->host, l->port);
 		if (!clash)
 			continue;
 		where(oat, sizeof(oat), o);
@@ -895,6 +1008,93 @@ static int check_listen(const struct config *c, size_t i, char *err, size_t errs
 			proto_names[l->proto], addr, proto_names[o->proto], oaddr,
 			oat[0] != '\0' ? " at " : "", oat);
 		return -1;
+	}
+	return 0;
+}
+
+/* The link's cross-directive rules.  Messages start at the first link
+ * line (link_listen or the first peer) unless they are about one peer. */
+static int check_link(const struct config *c, char *err, size_t errsz)
+{
+	char at[CONFIG_PATH_MAX + 24] = "", what[CONFIG_NAME_MAX + 112] = "", addr[96] = "";
+	char missing[64] = "";
+
+	/* The timers are checked even without a peer: they are defaults the
+	 * link takes as soon as one is added. */
+	if (c->link_ping_interval == 0 || c->link_timeout == 0 ||
+	    c->link_ping_interval > c->link_timeout) {
+		set_err(err, errsz, "link_ping_interval (%us) must not be longer than link_timeout "
+			"(%us), and both must be at least 1s", c->link_ping_interval, c->link_timeout);
+		return -1;
+	}
+	if (c->link_breaker_failures == 0 || c->link_breaker_window == 0 ||
+	    c->link_breaker_cooloff == 0 || c->link_max_hops == 0) {
+		set_err(err, errsz, "link_breaker_failures, link_breaker_window, "
+			"link_breaker_cooloff and link_max_hops must be set");
+		return -1;
+	}
+	if (!config_link_enabled(c))
+		return 0;
+	if (c->n_peers > CONFIG_MAX_PEERS) {
+		set_err(err, errsz, "too many peers");
+		return -1;
+	}
+	if (c->link_listen_set) {
+		fmt_addr(addr, sizeof(addr), c->link_host, c->link_port);
+		where_fl(at, sizeof(at), c->link_listen_file, c->link_listen_line);
+		snprintf(what, sizeof(what), "link_listen %s", addr);
+	}
+	if (c->n_peers > 0 && (!c->link_listen_set ||
+			       (strcmp(c->peers[0].file, c->link_listen_file) == 0 &&
+				c->peers[0].line < c->link_listen_line))) {
+		where_fl(at, sizeof(at), c->peers[0].file, c->peers[0].line);
+		snprintf(what, sizeof(what), "peer %s", c->peers[0].id);
+	}
+	if (c->link_ca[0] == '\0')
+		strcat(missing, ", link_ca");
+	if (c->link_cert[0] == '\0')
+		strcat(missing, ", link_cert");
+	if (c->link_key[0] == '\0')
+		strcat(missing, ", link_key");
+	if (missing[0] != '\0') {
+		set_err(err, errsz, "%s%s: the link needs link_ca, link_cert and link_key (missing: "
+			"%s)", at, what, missing + 2);
+		return -1;
+	}
+	if (c->n_peers > 0 && !c->link_listen_set) {
+		set_err(err, errsz, "%s%s: peers need link_listen, the address this node accepts "
+			"them on", at, what);
+		return -1;
+	}
+	for (size_t i = 0; c->link_listen_set && i < c->n_listens; i++) {
+		const struct listen_conf *l = &c->listens[i];
+		char lat[CONFIG_PATH_MAX + 24], laddr[CONFIG_PATH_MAX + 16];
+
+		if (l->is_unix || !addr_clash(l->host, l->port, c->link_host, c->link_port))
+			continue;
+		where_fl(at, sizeof(at), c->link_listen_file, c->link_listen_line);
+		where(lat, sizeof(lat), l);
+		if (lat[0] != '\0')
+			lat[strlen(lat) - 2] = '\0'; /* drop ": " */
+		listen_addr(laddr, sizeof(laddr), l);
+		set_err(err, errsz, "%slink_listen %s: address already used by listen %s %s%s%s", at,
+			addr, proto_names[l->proto], laddr, lat[0] != '\0' ? " at " : "", lat);
+		return -1;
+	}
+	for (size_t i = 0; i < c->n_peers; i++) {
+		const struct peer_conf *p = &c->peers[i];
+
+		where_fl(at, sizeof(at), p->file, p->line);
+		fmt_addr(addr, sizeof(addr), p->host, p->port);
+		if (strcmp(p->id, c->node_id) == 0) {
+			set_err(err, errsz, "%speer %s: that is this node's own node_id", at, p->id);
+			return -1;
+		}
+		if (strcmp(p->host, c->link_host) == 0 && p->port == c->link_port) {
+			set_err(err, errsz, "%speer %s %s: that is this node's own link_listen address",
+				at, p->id, addr);
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -968,7 +1168,7 @@ int config_check(const struct config *c, char *err, size_t errsz)
 			"pop3_max_bad_commands must be set");
 		return -1;
 	}
-	return 0;
+	return check_link(c, err, errsz);
 }
 
 /* dir + "/" + leaf into dst, cut to fit; false if it was cut. */
@@ -1050,6 +1250,21 @@ const char *config_proto_name(enum listen_proto p)
 	if ((unsigned)p >= PROTO_COUNT)
 		return "?";
 	return proto_names[p];
+}
+
+bool config_link_enabled(const struct config *c)
+{
+	return c->link_listen_set || c->n_peers > 0;
+}
+
+const struct peer_conf *config_peer(const struct config *c, const char *id)
+{
+	if (id == NULL)
+		return NULL;
+	for (size_t i = 0; i < c->n_peers && i < CONFIG_MAX_PEERS; i++)
+		if (strcmp(c->peers[i].id, id) == 0)
+			return &c->peers[i];
+	return NULL;
 }
 
 bool config_domain_is_local(const struct config *c, const char *domain, size_t len)

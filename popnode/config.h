@@ -19,6 +19,7 @@
 #define CONFIG_MAX_DOMAINS 64
 #define CONFIG_NAME_MAX 64
 #define CONFIG_PATH_MAX 256
+#define CONFIG_MAX_PEERS 64
 
 enum listen_proto {
 	PROTO_LMTP,
@@ -50,6 +51,16 @@ struct listen_conf {
 	int line;
 };
 
+/* One "peer ID HOST:PORT" line: another POP of the cluster and the address
+ * of its link_listen. */
+struct peer_conf {
+	char id[CONFIG_NAME_MAX];	/* its node_id, also the name in its certificate */
+	char host[64];			/* numeric IPv4/IPv6 address, canonical form */
+	uint16_t port;
+	char file[CONFIG_PATH_MAX];	/* where it was declared, for messages */
+	int line;
+};
+
 struct config {
 	char node_id[CONFIG_NAME_MAX];		/* this POP's id, e.g. "fra1" */
 	char data_dir[CONFIG_PATH_MAX];		/* LMDB environment lives here */
@@ -68,6 +79,26 @@ struct config {
 
 	struct listen_conf listens[CONFIG_MAX_LISTENS];
 	size_t n_listens;
+
+	/* The internal POP-to-POP link (docs/config.md "the link"): HTTP/2 over
+	 * mutual TLS on a private address.  No peer and no link_listen: this
+	 * node runs alone (dev mode always does). */
+	char link_host[64];		/* link_listen address, numeric */
+	uint16_t link_port;
+	bool link_listen_set;
+	char link_listen_file[CONFIG_PATH_MAX];	/* where it was declared */
+	int link_listen_line;
+	char link_ca[CONFIG_PATH_MAX];		/* cluster CA bundle (PEM) */
+	char link_cert[CONFIG_PATH_MAX];	/* this node's cert, name = node_id */
+	char link_key[CONFIG_PATH_MAX];
+	struct peer_conf peers[CONFIG_MAX_PEERS];
+	size_t n_peers;
+	unsigned link_ping_interval;	/* seconds between PINGs (1s) */
+	unsigned link_timeout;		/* connect/handshake, and no PING answer (3s) */
+	unsigned link_breaker_failures;	/* failures in the window that open it (5) */
+	unsigned link_breaker_window;	/* seconds (30s) */
+	unsigned link_breaker_cooloff;	/* seconds open before a probe (10s) */
+	unsigned link_max_hops;		/* POPs a request may cross (2) */
 
 	/* Limits */
 	size_t max_line_length;		/* protocol line, bytes (default 8192) */
@@ -102,11 +133,16 @@ int config_parse_file(struct config *c, const char *path, char *err, size_t errs
 int config_parse_buf(struct config *c, const char *name, const char *buf, size_t len,
 		     char *err, size_t errsz);
 /* Cross-directive checks after parsing (node_id and data_dir set, TLS
- * files given when a TLS listener exists, no duplicate listen address...).
- * Messages point at the offending line where there is one. */
+ * files given when a TLS listener exists, no duplicate listen address,
+ * link files given when there is a peer or link_listen, ...).  Messages
+ * point at the offending line where there is one. */
 int config_check(const struct config *c, char *err, size_t errsz);
 
 const char *config_proto_name(enum listen_proto p);
+/* true if this node takes part in a cluster (a peer or link_listen). */
+bool config_link_enabled(const struct config *c);
+/* A peer by id, NULL if there is none. */
+const struct peer_conf *config_peer(const struct config *c, const char *id);
 /* true if the domain (case-insensitive) is one of ours. */
 bool config_domain_is_local(const struct config *c, const char *domain, size_t len);
 

@@ -1,7 +1,8 @@
 /*
  * test_config.c - the config parser and check: every directive good and
  * bad, the exact "FILE:LINE: reason" of each error, the shipped example,
- * dev mode, and the cross-directive checks.
+ * dev mode, the cross-directive checks, the link directives, and that the
+ * defaults in docs/config.md are the ones the table applies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -89,6 +90,21 @@ static void test_defaults(void **state)
 	assert_true(c.map_size == 16ULL * 1024 * 1024 * 1024);
 	assert_int_equal(c.commit_batch_max, 256);
 	assert_false(c.dev_mode);
+	/* the link: off, with its timers at their defaults */
+	assert_false(c.link_listen_set);
+	assert_string_equal(c.link_host, "");
+	assert_int_equal(c.link_port, 0);
+	assert_string_equal(c.link_ca, "");
+	assert_string_equal(c.link_cert, "");
+	assert_string_equal(c.link_key, "");
+	assert_int_equal(c.n_peers, 0);
+	assert_false(config_link_enabled(&c));
+	assert_int_equal(c.link_ping_interval, 1);
+	assert_int_equal(c.link_timeout, 3);
+	assert_int_equal(c.link_breaker_failures, 5);
+	assert_int_equal(c.link_breaker_window, 30);
+	assert_int_equal(c.link_breaker_cooloff, 10);
+	assert_int_equal(c.link_max_hops, 2);
 	/* defaults alone lack node_id, data_dir and listeners */
 	assert_int_equal(config_check(&c, err, sizeof(err)), -1);
 }
@@ -284,6 +300,73 @@ static void test_listen_good(void **state)
 	assert_parse_err(buf, "t.conf:33: listen: more than 32 listeners");
 }
 
+static void test_link_good(void **state)
+{
+	assert_parse_ok("link_listen 10.20.0.1:7443\n"
+			"link_ca /etc/popnode/link/ca.pem\n"
+			"link_cert /etc/popnode/link/fra1.pem\n"
+			"link_key /etc/popnode/link/fra1.key\n"
+			"\n"
+			"peer ams1 10.20.0.2:7443\n"
+			"peer lon1\t[FD00:20:0::3]:7443   # comment\n"
+			"peer par-2 10.20.0.2:7444\n"
+			"link_ping_interval 2s\n"
+			"link_timeout 1m\n"
+			"link_breaker_failures 1000\n"
+			"link_breaker_window 1h\n"
+			"link_breaker_cooloff 1\n"
+			"link_max_hops 16\n");
+	assert_true(c.link_listen_set);
+	assert_string_equal(c.link_host, "10.20.0.1");
+	assert_int_equal(c.link_port, 7443);
+	assert_string_equal(c.link_listen_file, "t.conf");
+	assert_int_equal(c.link_listen_line, 1);
+	assert_string_equal(c.link_ca, "/etc/popnode/link/ca.pem");
+	assert_string_equal(c.link_cert, "/etc/popnode/link/fra1.pem");
+	assert_string_equal(c.link_key, "/etc/popnode/link/fra1.key");
+	assert_int_equal(c.n_peers, 3);
+	assert_string_equal(c.peers[0].id, "ams1");
+	assert_string_equal(c.peers[0].host, "10.20.0.2");
+	assert_int_equal(c.peers[0].port, 7443);
+	assert_int_equal(c.peers[0].line, 6);
+	assert_string_equal(c.peers[0].file, "t.conf");
+	assert_string_equal(c.peers[1].id, "lon1");
+	assert_string_equal(c.peers[1].host, "fd00:20::3"); /* canonical form */
+	assert_int_equal(c.peers[1].port, 7443);
+	assert_int_equal(c.peers[1].line, 7);
+	/* same host, another port: another address */
+	assert_string_equal(c.peers[2].id, "par-2");
+	assert_int_equal(c.peers[2].port, 7444);
+	assert_int_equal(c.link_ping_interval, 2);
+	assert_int_equal(c.link_timeout, 60);
+	assert_int_equal(c.link_breaker_failures, 1000);
+	assert_int_equal(c.link_breaker_window, 3600);
+	assert_int_equal(c.link_breaker_cooloff, 1);
+	assert_int_equal(c.link_max_hops, 16);
+	assert_true(config_link_enabled(&c));
+	assert_ptr_equal(config_peer(&c, "lon1"), &c.peers[1]);
+	assert_ptr_equal(config_peer(&c, "ams1"), &c.peers[0]);
+	assert_null(config_peer(&c, "lon"));
+	assert_null(config_peer(&c, "fra1"));
+	assert_null(config_peer(&c, NULL));
+
+	assert_parse_ok("link_listen [::]:7443\n");
+	assert_string_equal(c.link_host, "::");
+	assert_true(config_link_enabled(&c));
+	assert_int_equal(c.n_peers, 0);
+
+	/* 64 peers fit, the 65th does not */
+	char buf[CONFIG_MAX_PEERS * 40 + 64];
+	size_t n = 0;
+	for (int i = 0; i < CONFIG_MAX_PEERS; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "peer p%d 10.0.1.%d:7443\n", i, i + 1);
+	assert_parse_ok(buf);
+	assert_int_equal(c.n_peers, CONFIG_MAX_PEERS);
+	assert_string_equal(c.peers[63].id, "p63");
+	snprintf(buf + n, sizeof(buf) - n, "peer more 10.0.2.1:7443\n");
+	assert_parse_err(buf, "t.conf:65: peer: more than 64 peers");
+}
+
 static void test_syntax(void **state)
 {
 	/* comments, blank lines, tabs, CRLF, no final newline */
@@ -451,6 +534,72 @@ static const struct bad bad_configs[] = {
 	{ "listen http 0.0.0.0:9110\n",
 	  "t.conf:1: listen: http on the non-loopback address 0.0.0.0 is plaintext; nothing "
 	  "listens in plaintext without an explicit setting: add the option \"plaintext\"" },
+	/* link_listen, peer */
+	{ "link_listen 10.0.0.1\n",
+	  "t.conf:1: link_listen: \"10.0.0.1\" has no port (IPv4:port or [IPv6]:port)" },
+	{ "link_listen unix:/run/link.sock\n",
+	  "t.conf:1: link_listen: the link is TCP, not a unix socket (IPv4:port or [IPv6]:port)" },
+	{ "link_listen pop1.example:7443\n",
+	  "t.conf:1: link_listen: \"pop1.example\" is not a numeric IPv4 address (use 0.0.0.0 or "
+	  "[::] for every address)" },
+	{ "link_listen 10.0.0.1:0\n",
+	  "t.conf:1: link_listen: port \"0\" is not a number from 1 to 65535" },
+	{ "link_listen fd00::1:7443\n",
+	  "t.conf:1: link_listen: \"fd00::1:7443\": an IPv6 address goes in brackets, as in "
+	  "[::1]:110" },
+	{ "link_listen [fd00::1]\n", "t.conf:1: link_listen: \"[fd00::1]\" is not [IPv6]:port" },
+	{ "link_listen 10.0.0.1:7443\nlink_listen 10.0.0.1:7444\n",
+	  "t.conf:2: link_listen: given twice (first at line 1)" },
+	{ "link_ca ca.pem\n", "t.conf:1: link_ca: \"ca.pem\" is not an absolute path" },
+	{ "link_cert etc/fra1.pem\n",
+	  "t.conf:1: link_cert: \"etc/fra1.pem\" is not an absolute path" },
+	{ "link_key ~/fra1.key\n", "t.conf:1: link_key: \"~/fra1.key\" is not an absolute path" },
+	{ "peer\n", "t.conf:1: peer: expected ID HOST:PORT, as in \"peer ams1 10.0.0.2:7443\"" },
+	{ "peer ams1\n",
+	  "t.conf:1: peer: expected ID HOST:PORT, as in \"peer ams1 10.0.0.2:7443\"" },
+	{ "peer ams1 10.0.0.2:7443 fast\n",
+	  "t.conf:1: peer: expected ID HOST:PORT, as in \"peer ams1 10.0.0.2:7443\"" },
+	{ "peer AMS1 10.0.0.2:7443\n",
+	  "t.conf:1: peer: id \"AMS1\" must be 1-63 characters of a-z, 0-9 and \"-\" (the peer's "
+	  "node_id)" },
+	{ "peer ams1 ams1.example:7443\n",
+	  "t.conf:1: peer: \"ams1.example\" is not a numeric IPv4 address (host names are not "
+	  "resolved)" },
+	{ "peer ams1 [ams1.example]:7443\n",
+	  "t.conf:1: peer: \"ams1.example\" is not a numeric IPv6 address (host names are not "
+	  "resolved)" },
+	{ "peer ams1 10.0.0.2\n",
+	  "t.conf:1: peer: \"10.0.0.2\" has no port (IPv4:port or [IPv6]:port)" },
+	{ "peer ams1 10.0.0.2:99999\n",
+	  "t.conf:1: peer: port \"99999\" is not a number from 1 to 65535" },
+	{ "peer ams1 0.0.0.0:7443\n",
+	  "t.conf:1: peer ams1: 0.0.0.0:7443 is not an address to connect to (0.0.0.0 and [::] are "
+	  "for listening)" },
+	{ "peer ams1 [::]:7443\n",
+	  "t.conf:1: peer ams1: [::]:7443 is not an address to connect to (0.0.0.0 and [::] are "
+	  "for listening)" },
+	{ "peer ams1 10.0.0.2:7443\n# x\npeer ams1 10.0.0.3:7443\n",
+	  "t.conf:3: peer: \"ams1\" given twice (first at t.conf:1)" },
+	{ "peer ams1 [fd00::2]:7443\npeer lon1 [fd00:0::2]:7443\n",
+	  "t.conf:2: peer lon1: address [fd00::2]:7443 already used by peer ams1 at t.conf:1" },
+	{ "link_ping_interval 0\n",
+	  "t.conf:1: link_ping_interval: \"0\" is out of range (1s..1m)" },
+	{ "link_ping_interval 61\n",
+	  "t.conf:1: link_ping_interval: \"61\" is out of range (1s..1m)" },
+	{ "link_timeout 301s\n", "t.conf:1: link_timeout: \"301s\" is out of range (1s..5m)" },
+	{ "link_timeout 500ms\n",
+	  "t.conf:1: link_timeout: \"500ms\" is not a duration (seconds, or a number with an s, m "
+	  "or h suffix)" },
+	{ "link_breaker_failures 0\n",
+	  "t.conf:1: link_breaker_failures: \"0\" is out of range (1..1000)" },
+	{ "link_breaker_failures 1001\n",
+	  "t.conf:1: link_breaker_failures: \"1001\" is out of range (1..1000)" },
+	{ "link_breaker_window 0\n",
+	  "t.conf:1: link_breaker_window: \"0\" is out of range (1s..1h)" },
+	{ "link_breaker_cooloff 2h\n",
+	  "t.conf:1: link_breaker_cooloff: \"2h\" is out of range (1s..1h)" },
+	{ "link_max_hops 0\n", "t.conf:1: link_max_hops: \"0\" is out of range (1..16)" },
+	{ "link_max_hops 17\n", "t.conf:1: link_max_hops: \"17\" is out of range (1..16)" },
 	/* the line itself */
 	{ "node_id a\nnode_\001id b\n", "t.conf:2: control character 0x01 in line" },
 	{ "a b c d e f g h i\n", "t.conf:1: too many values on one line (at most 8 words)" },
@@ -489,6 +638,11 @@ static void test_every_directive_arity(void **state)
 		{ "auth_fail_delay_ms", "5" }, { "auth_fail_max", "5" }, { "auth_fail_window", "5" },
 		{ "idle_timeout", "5" }, { "pop3_max_bad_commands", "5" }, { "default_quota", "5" },
 		{ "map_size", "5M" }, { "commit_batch_max", "5" },
+		{ "link_listen", "10.0.0.1:7443" }, { "link_ca", "/ca.pem" },
+		{ "link_cert", "/fra1.pem" }, { "link_key", "/fra1.key" },
+		{ "link_ping_interval", "2s" }, { "link_timeout", "5" },
+		{ "link_breaker_failures", "3" }, { "link_breaker_window", "1m" },
+		{ "link_breaker_cooloff", "20s" }, { "link_max_hops", "3" },
 	};
 	char conf[256], want[256];
 
@@ -624,6 +778,11 @@ static void test_example_config(void **state)
 		assert_true(c.listens[i].line > 0);
 		assert_false(c.listens[i].plaintext_auth);
 	}
+	/* a POP of a cluster: the link is configured */
+	assert_true(config_link_enabled(&c));
+	assert_true(c.link_listen_set);
+	assert_true(c.n_peers >= 2);
+	assert_string_not_equal(c.link_cert, "");
 }
 
 /* ---- dev mode --------------------------------------------------------------------- */
@@ -670,6 +829,11 @@ static void test_dev(void **state)
 	assert_true(c.listens[6].is_unix);
 	assert_string_equal(c.listens[6].path, "/home/me/popnode/dev/lmtp.sock");
 	assert_string_equal(c.listens[6].file, "(dev)");
+	/* dev mode runs alone */
+	assert_false(config_link_enabled(&c));
+	assert_false(c.link_listen_set);
+	assert_int_equal(c.n_peers, 0);
+	assert_string_equal(c.link_cert, "");
 
 	/* a dir too long for a unix socket path is refused by the check */
 	char dir[200];
@@ -785,6 +949,179 @@ static void test_check_errors(void **state)
 	assert_string_equal(err, "node_id must be 1-63 characters of a-z, 0-9 and \"-\"");
 }
 
+/* base_conf + link files + node_id t1: a peer line appended must pass. */
+static const char *link_files =
+	"link_ca /etc/popnode/link/ca.pem\n"
+	"link_cert /etc/popnode/link/t1.pem\n"
+	"link_key /etc/popnode/link/t1.key\n";
+
+static void test_check_link(void **state)
+{
+	char conf[1024];
+
+	/* base_conf is 5 lines, link_files 3 */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_listen 10.0.0.1:7443\n"
+		 "peer t2 10.0.0.2:7443\npeer t3 10.0.0.3:7443\n", link_files);
+	assert_int_equal(parse_checked(conf), 0);
+	/* link_listen alone (a node others dial, dialling none yet) is fine */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_listen 10.0.0.1:7443\n",
+		 link_files);
+	assert_int_equal(parse_checked(conf), 0);
+	/* link files without any link are simply unused */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\n", link_files);
+	assert_int_equal(parse_checked(conf), 0);
+	/* loopback, another port than the listeners (the lab) */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 127.0.0.1:20195\nlink_listen 127.0.0.1:20144\n"
+		 "peer t2 127.0.0.1:20244\n", link_files);
+	assert_int_equal(parse_checked(conf), 0);
+	/* IPv4 and IPv6 wildcards do not collide */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_listen [::]:995\n",
+		 link_files);
+	assert_int_equal(parse_checked(conf), 0);
+
+	/* the files, named at the first link line */
+	assert_int_equal(parse_checked("listen pop3s 0.0.0.0:995\n\npeer t2 10.0.0.2:7443\n"
+				       "link_listen 10.0.0.1:7443\n"), -1);
+	assert_string_equal(err, "t.conf:8: peer t2: the link needs link_ca, link_cert and "
+				 "link_key (missing: link_ca, link_cert, link_key)");
+	assert_int_equal(parse_checked("listen pop3s 0.0.0.0:995\nlink_listen 10.0.0.1:7443\n"
+				       "peer t2 10.0.0.2:7443\nlink_ca /ca.pem\n"), -1);
+	assert_string_equal(err, "t.conf:7: link_listen 10.0.0.1:7443: the link needs link_ca, "
+				 "link_cert and link_key (missing: link_cert, link_key)");
+	assert_int_equal(parse_checked("listen pop3s 0.0.0.0:995\nlink_listen [fd00::1]:7443\n"
+				       "link_ca /ca.pem\nlink_cert /t1.pem\n"), -1);
+	assert_string_equal(err, "t.conf:7: link_listen [fd00::1]:7443: the link needs link_ca, "
+				 "link_cert and link_key (missing: link_key)");
+
+	/* peers need link_listen */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\npeer t2 10.0.0.2:7443\n",
+		 link_files);
+	assert_int_equal(parse_checked(conf), -1);
+	assert_string_equal(err, "t.conf:10: peer t2: peers need link_listen, the address this "
+				 "node accepts them on");
+
+	/* link_listen on a listener's address */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_listen 10.0.0.1:995\n",
+		 link_files);
+	assert_int_equal(parse_checked(conf), -1);
+	assert_string_equal(err, "t.conf:10: link_listen 10.0.0.1:995: address already used by "
+				 "listen pop3s 0.0.0.0:995 at t.conf:9");
+	snprintf(conf, sizeof(conf), "%slink_listen 127.0.0.1:24\nlisten lmtp 127.0.0.1:24\n",
+		 link_files);
+	assert_int_equal(parse_checked(conf), -1);
+	assert_string_equal(err, "t.conf:9: link_listen 127.0.0.1:24: address already used by "
+				 "listen lmtp 127.0.0.1:24 at t.conf:10");
+	snprintf(conf, sizeof(conf), "%slisten imaps [fd00::1]:993\nlink_listen [::]:993\n",
+		 link_files);
+	assert_int_equal(parse_checked(conf), -1);
+	assert_string_equal(err, "t.conf:10: link_listen [::]:993: address already used by "
+				 "listen imaps [fd00::1]:993 at t.conf:9");
+
+	/* a peer that is this node */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_listen 10.0.0.1:7443\n"
+		 "peer t2 10.0.0.2:7443\npeer t1 10.0.0.9:7443\n", link_files);
+	assert_int_equal(parse_checked(conf), -1);
+	assert_string_equal(err, "t.conf:12: peer t1: that is this node's own node_id");
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_listen 10.0.0.1:7443\n"
+		 "peer t2 10.0.0.1:7443\n", link_files);
+	assert_int_equal(parse_checked(conf), -1);
+	assert_string_equal(err, "t.conf:11: peer t2 10.0.0.1:7443: that is this node's own "
+				 "link_listen address");
+
+	/* PINGs must come more often than the dead-peer timeout */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_ping_interval 5s\n",
+		 link_files);
+	assert_int_equal(parse_checked(conf), -1);
+	assert_string_equal(err, "link_ping_interval (5s) must not be longer than link_timeout "
+				 "(3s), and both must be at least 1s");
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_ping_interval 3s\n",
+		 link_files);
+	assert_int_equal(parse_checked(conf), 0);
+
+	/* built by hand: zero timers are refused */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_listen 10.0.0.1:7443\n",
+		 link_files);
+	assert_int_equal(parse_checked(conf), 0);
+	c.link_breaker_window = 0;
+	assert_int_equal(config_check(&c, err, sizeof(err)), -1);
+	assert_string_equal(err, "link_breaker_failures, link_breaker_window, link_breaker_cooloff "
+				 "and link_max_hops must be set");
+}
+
+/* Every row of the "Directives at a glance" table in docs/config.md whose
+ * default is written as `VALUE`: parsing "NAME VALUE" over the defaults
+ * changes nothing, i.e. the page and the table in config.c agree.  Every
+ * directive the table has must have a row. */
+static void test_doc_defaults(void **state)
+{
+	static const char *const names[] = {
+		"node_id", "data_dir", "log", "log_level", "tls_cert", "tls_key",
+		"control_socket", "user", "domain", "listen", "max_line_length",
+		"max_message_size", "max_recipients", "max_sessions", "max_sessions_per_ip",
+		"auth_fail_delay_after", "auth_fail_delay_ms", "auth_fail_max",
+		"auth_fail_window", "idle_timeout", "pop3_max_bad_commands", "default_quota",
+		"map_size", "commit_batch_max", "link_listen", "link_ca", "link_cert", "link_key",
+		"peer", "link_ping_interval", "link_timeout", "link_breaker_failures",
+		"link_breaker_window", "link_breaker_cooloff", "link_max_hops",
+	};
+	static struct config defaults;
+	bool seen[sizeof(names) / sizeof(names[0])] = { false };
+	char line[1024];
+	int checked = 0;
+	FILE *f = fopen("docs/config.md", "r");
+
+	assert_non_null(f);
+	config_defaults(&defaults);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char name[64], value[256], conf[400];
+		const char *p, *e;
+
+		/* | [`NAME`](#anchor) | type | `DEFAULT` ... | range | */
+		if (strncmp(line, "| [`", 4) != 0)
+			continue;
+		p = line + 4;
+		e = strchr(p, '`');
+		assert_non_null(e);
+		assert_true((size_t)(e - p) < sizeof(name));
+		memcpy(name, p, (size_t)(e - p));
+		name[e - p] = '\0';
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (strcmp(names[i], name) == 0)
+				seen[i] = true;
+		/* the third column: after the second '|' past the first */
+		p = strchr(line + 1, '|');
+		assert_non_null(p);
+		p = strchr(p + 1, '|');
+		assert_non_null(p);
+		p++;
+		while (*p == ' ')
+			p++;
+		if (*p != '`')
+			continue; /* "none" */
+		e = strchr(p + 1, '`');
+		assert_non_null(e);
+		assert_true((size_t)(e - p - 1) < sizeof(value));
+		memcpy(value, p + 1, (size_t)(e - p - 1));
+		value[e - p - 1] = '\0';
+		snprintf(conf, sizeof(conf), "%s %s\n", name, value);
+		if (parse(conf) != 0)
+			print_error("docs/config.md: %s: %s\n", conf, err);
+		assert_int_equal(parse(conf), 0);
+		if (memcmp(&c, &defaults, sizeof(c)) != 0)
+			print_error("docs/config.md: default of %s is not %s\n", name, value);
+		assert_memory_equal(&c, &defaults, sizeof(c));
+		checked++;
+	}
+	fclose(f);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!seen[i])
+			print_error("docs/config.md: no row for %s\n", names[i]);
+		assert_true(seen[i]);
+	}
+	/* every directive with a default was checked */
+	assert_int_equal(checked, 23);
+}
+
 static void test_proto_names(void **state)
 {
 	assert_string_equal(config_proto_name(PROTO_LMTP), "lmtp");
@@ -806,6 +1143,7 @@ int main(void)
 		cmocka_unit_test(test_suffixes),
 		cmocka_unit_test(test_domains),
 		cmocka_unit_test(test_listen_good),
+		cmocka_unit_test(test_link_good),
 		cmocka_unit_test(test_syntax),
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_every_directive_arity),
@@ -818,6 +1156,8 @@ int main(void)
 		cmocka_unit_test(test_dev),
 		cmocka_unit_test(test_check_ok),
 		cmocka_unit_test(test_check_errors),
+		cmocka_unit_test(test_check_link),
+		cmocka_unit_test(test_doc_defaults),
 		cmocka_unit_test(test_proto_names),
 	};
 
