@@ -11,10 +11,17 @@
 struct node;
 struct transport;
 struct listen_conf;
+struct store_user;
 
 /* Take over t: greeting, then IMAP until LOGOUT/close.  lc says whether
  * plaintext authentication is allowed before TLS. */
 void imap_session_start(struct node *n, struct transport *t, const struct listen_conf *lc);
+
+/* Home side of a roaming session (tunnel.h): the front POP authenticated
+ * u and relays the client over t.  Answer the client's login command
+ * (tag) as a local login would, then serve as usual. */
+void imap_session_resume(struct node *n, struct transport *t, const struct listen_conf *lc,
+			 const struct store_user *u, const char *tag);
 
 /* Node-wide IMAP state: the registry of selected mailboxes and the store
  * change observer that tells concurrent sessions about each other's

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "node.h"
 #include "sasl_plain.h"
+#include "tunnel.h"
 #include "transport.h"
 
 void imap_cmd_capability(struct imap_session *s, struct imap_command *cmd)
@@ -75,17 +76,10 @@ void imap_cmd_starttls(struct imap_session *s, struct imap_command *cmd)
 
 /* ---- login --------------------------------------------------------------- */
 
-static void logged_in(struct imap_session *s, const struct store_user *u)
+void imap_login_user(struct imap_session *s, const struct store_user *u, const char *via)
 {
 	struct node *n = s->n;
-	char caps[IMAP_CAPS_MAX];
 
-	if (strcmp(u->home, n->cfg->node_id) != 0) {
-		log_info("imap.remote_home", "sid=%" PRIu64 " peer=%s user=%s home=%s", s->serial,
-			 s->t->peer, u->name, u->home);
-		imap_cmd_done(s, "NO", "[UNAVAILABLE] mailbox is served by POP %s", u->home);
-		return;
-	}
 	s->logged_in = true;
 	s->userid = u->id;
 	snprintf(s->username, sizeof(s->username), "%s", u->name);
@@ -93,8 +87,61 @@ static void logged_in(struct imap_session *s, const struct store_user *u)
 	s->limits.max_append_literal = n->cfg->max_message_size;
 	imap_reader_set_limits(s->reader, &s->limits);
 	imap_session_set_timeout(s);
-	log_info("imap.login", "sid=%" PRIu64 " peer=%s user=%s tls=%s", s->serial, s->t->peer,
-		 s->username, (s->t->tls || s->tls_started) ? "yes" : "no");
+	log_info("imap.login", "sid=%" PRIu64 " peer=%s user=%s tls=%s via=%s", s->serial,
+		 s->t->peer, s->username, (s->t->tls || s->tls_started) ? "yes" : "no", via);
+}
+
+/* The home POP answered the tunnel request. */
+static void tunnel_done(enum tunnel_result r, void *arg)
+{
+	struct imap_session *s = arg;
+
+	s->tunnel = NULL;
+	imap_session_enter(s);
+	if (!imap_session_alive(s)) {
+		imap_session_leave(s);
+		return;
+	}
+	switch (r) {
+	case TUNNEL_OK:
+		/* The home answers the login and serves from now; the
+		 * tunnel holds the transport. */
+		log_info("imap.roaming", "sid=%" PRIu64 " peer=%s user=%s home=%s", s->serial,
+			 s->t->peer, s->tunnel_user, s->tunnel_home);
+		s->t = NULL;
+		imap_session_end(s, "roaming");
+		break;
+	case TUNNEL_IN_USE:
+	case TUNNEL_UNAVAILABLE:
+	default:
+		s->n->metrics.roaming_failed++;
+		imap_cmd_done(s, "NO", "[UNAVAILABLE] Your mailbox's home POP %s is unreachable, try again later",
+			      s->tunnel_home);
+		break;
+	}
+	imap_session_leave(s);
+}
+
+static void logged_in(struct imap_session *s, const struct store_user *u)
+{
+	struct node *n = s->n;
+	char caps[IMAP_CAPS_MAX];
+
+	if (strcmp(u->home, n->cfg->node_id) != 0) {
+		snprintf(s->tunnel_user, sizeof(s->tunnel_user), "%s", u->name);
+		snprintf(s->tunnel_home, sizeof(s->tunnel_home), "%s", u->home);
+		s->tunnel = tunnel_open(n, s->t, s->lc->proto, u->name, u->home, s->cmd->tag,
+					tunnel_done, s);
+		if (s->tunnel == NULL) {
+			log_info("imap.home_unreachable", "sid=%" PRIu64 " peer=%s user=%s home=%s",
+				 s->serial, s->t->peer, u->name, u->home);
+			n->metrics.roaming_failed++;
+			imap_cmd_done(s, "NO", "[UNAVAILABLE] Your mailbox's home POP %s is unreachable, try again later",
+				      u->home);
+		}
+		return;
+	}
+	imap_login_user(s, u, "local");
 	imap_capabilities(s, caps, sizeof(caps));
 	imap_cmd_done(s, "OK", "[CAPABILITY %s] Logged in", caps);
 }

@@ -35,6 +35,7 @@
 #include "config.h"
 #include "imap.h"
 #include "imap_session.h"
+#include "tunnel.h"
 #include "imap_utf7.h"
 #include "log.h"
 #include "node.h"
@@ -158,6 +159,8 @@ void imap_session_end(struct imap_session *s, const char *reason)
 		s->end_reason = reason;
 	if (s->auth != NULL)
 		auth_cancel(&s->auth);
+	if (s->tunnel != NULL)
+		tunnel_cancel(&s->tunnel);
 	log_info("imap.end", "sid=%" PRIu64 " peer=%s user=%s state=%s reason=%s commands=%u",
 		 s->serial, s->t != NULL ? s->t->peer : "-", s->logged_in ? s->username : "-",
 		 state_name(s->state), s->end_reason, s->n_commands);
@@ -175,6 +178,8 @@ void imap_session_close(struct imap_session *s, const char *reason)
 		s->end_reason = reason;
 	if (s->auth != NULL)
 		auth_cancel(&s->auth);
+	if (s->tunnel != NULL)
+		tunnel_cancel(&s->tunnel);
 	transport_close_after_flush(s->t);
 }
 
@@ -666,14 +671,15 @@ static const struct transport_cbs imap_session_cbs = {
 	.event = on_event,
 };
 
-void imap_session_start(struct node *n, struct transport *t, const struct listen_conf *lc)
+static struct imap_session *session_new(struct node *n, struct transport *t,
+				       const struct listen_conf *lc)
 {
 	struct imap_session *s = calloc(1, sizeof(*s));
 
 	if (s == NULL) {
 		log_err("imap.oom", "peer=%s error=\"out of memory\"", t->peer);
 		transport_free(&t);
-		return;
+		return NULL;
 	}
 	s->n = n;
 	s->t = t;
@@ -689,7 +695,15 @@ void imap_session_start(struct node *n, struct transport *t, const struct listen
 	node_session_register(n, &s->reg, lc->proto, on_shutdown, s);
 	transport_set_cbs(t, &imap_session_cbs, s);
 	imap_session_set_timeout(s);
+	return s;
+}
 
+void imap_session_start(struct node *n, struct transport *t, const struct listen_conf *lc)
+{
+	struct imap_session *s = session_new(n, t, lc);
+
+	if (s == NULL)
+		return;
 	imap_session_enter(s);
 	if (s->reader == NULL) {
 		log_err("imap.oom", "peer=%s error=\"out of memory\"", t->peer);
@@ -704,6 +718,31 @@ void imap_session_start(struct node *n, struct transport *t, const struct listen
 		imap_capabilities(s, caps, sizeof(caps));
 		imap_untagged(s, "OK [CAPABILITY %s] popnode IMAP4rev1 ready %s", caps,
 			      n->cfg->node_id);
+		s->reading = true;
+		transport_read_enable(t, true);
+		if (s->out_failed)
+			imap_session_end(s, "out_of_memory");
+	}
+	imap_session_leave(s);
+}
+
+void imap_session_resume(struct node *n, struct transport *t, const struct listen_conf *lc,
+			 const struct store_user *u, const char *tag)
+{
+	struct imap_session *s = session_new(n, t, lc);
+
+	if (s == NULL)
+		return;
+	imap_session_enter(s);
+	if (s->reader == NULL) {
+		log_err("imap.oom", "peer=%s error=\"out of memory\"", t->peer);
+		imap_session_end(s, "out_of_memory");
+	} else {
+		char caps[IMAP_CAPS_MAX];
+
+		imap_login_user(s, u, "tunnel");
+		imap_capabilities(s, caps, sizeof(caps));
+		imap_writef(s, "%s OK [CAPABILITY %s] Logged in\r\n", tag, caps);
 		s->reading = true;
 		transport_read_enable(t, true);
 		if (s->out_failed)

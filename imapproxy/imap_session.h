@@ -63,6 +63,7 @@ struct event;
 struct transport;
 struct listen_conf;
 struct auth_request;
+struct tunnel_req;
 struct imap_registry;
 struct imap_view_entry;
 
@@ -181,6 +182,9 @@ struct imap_session {
 
 	/* authentication */
 	struct auth_request *auth;
+	struct tunnel_req *tunnel;	/* waiting for the home POP (tunnel.h) */
+	char tunnel_user[STORE_NAME_MAX];
+	char tunnel_home[STORE_POP_MAX];
 	bool logged_in;
 	uint32_t userid;
 	char username[STORE_NAME_MAX];
@@ -227,6 +231,9 @@ void imap_cmd_noop(struct imap_session *s, struct imap_command *cmd);	/* NOOP, C
 void imap_cmd_logout(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_starttls(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_login(struct imap_session *s, struct imap_command *cmd);
+/* Enter the authenticated state as u (a local login, or a session the
+ * front POP carried here); via names which, for the log. */
+void imap_login_user(struct imap_session *s, const struct store_user *u, const char *via);
 void imap_cmd_authenticate(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_id(struct imap_session *s, struct imap_command *cmd);
 void imap_cmd_enable(struct imap_session *s, struct imap_command *cmd);

@@ -54,6 +54,7 @@
 #include "metrics.h"
 #include "node.h"
 #include "pop3_parse.h"
+#include "tunnel.h"
 #include "sasl_plain.h"
 #include "store.h"
 #include "transport.h"
@@ -106,6 +107,8 @@ struct pop3_session {
 	char user[POP3_ARG_MAX + 1];	/* login name (USER or authcid) */
 	char pass[POP3_ARG_MAX + 1];	/* held only while auth runs */
 	struct auth_request *auth;
+	struct tunnel_req *tunnel;	/* waiting for the home POP (tunnel.h) */
+	char tunnel_home[STORE_POP_MAX];
 
 	/* transaction */
 	bool logged_in;
@@ -183,6 +186,8 @@ static void s_end(struct pop3_session *s, const char *reason)
 		s->end_reason = reason;
 	if (s->auth != NULL)
 		auth_cancel(&s->auth);
+	if (s->tunnel != NULL)
+		tunnel_cancel(&s->tunnel);
 	explicit_bzero(s->pass, sizeof(s->pass));
 	if (!s->expunge_pending)
 		s_unlock(s);
@@ -268,7 +273,7 @@ static void out_stuffed(struct pop3_session *s, const char *p, size_t len, bool 
 
 static bool s_busy(const struct pop3_session *s)
 {
-	return s->auth != NULL || s->expunge_pending || s->out_blocked;
+	return s->auth != NULL || s->tunnel != NULL || s->expunge_pending || s->out_blocked;
 }
 
 static void s_update_reading(struct pop3_session *s)
@@ -443,17 +448,56 @@ static int snapshot_cb(const struct store_msg *m, void *arg)
 	return 0;
 }
 
-/* Credentials accepted: lock, snapshot, enter TRANSACTION. */
+/* The home POP answered the tunnel request. */
+static void tunnel_done(enum tunnel_result r, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	s->tunnel = NULL;
+	s_enter(s);
+	if (s->ending || s->t == NULL) {
+		s_leave(s);
+		return;
+	}
+	switch (r) {
+	case TUNNEL_OK:
+		/* The home answered PASS/AUTH and serves from now; the
+		 * tunnel holds the transport. */
+		s->t = NULL;
+		s_end(s, "roaming");
+		s_leave(s);
+		return;
+	case TUNNEL_IN_USE:
+		reply(s, "-ERR [IN-USE] mailbox already in use");
+		break;
+	case TUNNEL_UNAVAILABLE:
+	default:
+		s->n->metrics.roaming_failed++;
+		reply(s, "-ERR [SYS/TEMP] your mailbox's home POP %s is unreachable, try later",
+		      s->tunnel_home);
+		break;
+	}
+	s_process(s);
+	s_leave(s);
+}
+
+/* Credentials accepted: lock, snapshot, enter TRANSACTION; or, for a
+ * user homed at another POP, carry the session there. */
 static void login(struct pop3_session *s, const struct store_user *u)
 {
 	struct node *n = s->n;
 	struct store_mailbox mb;
 
 	if (strcmp(u->home, n->cfg->node_id) != 0) {
-		/* Until sessions are carried to the home POP over the link,
-		 * say so instead of showing an empty maildrop. */
-		log_info("pop3.remote_home", "peer=%s user=%s home=%s", s->t->peer, u->name, u->home);
-		reply(s, "-ERR [SYS/TEMP] mailbox is served by POP %s, try later", u->home);
+		snprintf(s->tunnel_home, sizeof(s->tunnel_home), "%s", u->home);
+		s->tunnel = tunnel_open(n, s->t, s->lc->proto, u->name, u->home, NULL, tunnel_done, s);
+		if (s->tunnel == NULL) {
+			log_info("pop3.home_unreachable", "peer=%s user=%s home=%s", s->t->peer,
+				 u->name, u->home);
+			n->metrics.roaming_failed++;
+			reply(s, "-ERR [SYS/TEMP] your mailbox's home POP %s is unreachable, try later",
+			      u->home);
+		}
 		return;
 	}
 	if (!node_user_lock(n, u->id)) {
@@ -1046,14 +1090,15 @@ static const struct transport_cbs pop3_cbs = {
 	.event = on_event,
 };
 
-void pop3_session_start(struct node *n, struct transport *t, const struct listen_conf *lc)
+static struct pop3_session *session_new(struct node *n, struct transport *t,
+					const struct listen_conf *lc)
 {
 	struct pop3_session *s = calloc(1, sizeof(*s));
 
 	if (s == NULL) {
 		log_err("pop3.oom", "peer=%s error=\"out of memory\"", t->peer);
 		transport_free(&t);
-		return;
+		return NULL;
 	}
 	s->n = n;
 	s->t = t;
@@ -1064,7 +1109,15 @@ void pop3_session_start(struct node *n, struct transport *t, const struct listen
 	node_session_register(n, &s->reg, lc->proto, on_shutdown, s);
 	transport_set_cbs(t, &pop3_cbs, s);
 	transport_set_timeout(t, n->cfg->idle_timeout);
+	return s;
+}
 
+void pop3_session_start(struct node *n, struct transport *t, const struct listen_conf *lc)
+{
+	struct pop3_session *s = session_new(n, t, lc);
+
+	if (s == NULL)
+		return;
 	s_enter(s);
 	if (n->stopping) {
 		reply(s, "-ERR [SYS/TEMP] server shutting down");
@@ -1076,5 +1129,22 @@ void pop3_session_start(struct node *n, struct transport *t, const struct listen
 		if (s->out_failed)
 			s_end(s, "out_of_memory");
 	}
+	s_leave(s);
+}
+
+void pop3_session_resume(struct node *n, struct transport *t, const struct listen_conf *lc,
+			 const struct store_user *u)
+{
+	struct pop3_session *s = session_new(n, t, lc);
+
+	if (s == NULL)
+		return;
+	s_enter(s);
+	login(s, u);	/* answers the client's PASS or AUTH */
+	s->reading = true;
+	if (s->out_failed)
+		s_end(s, "out_of_memory");
+	else
+		s_process(s);
 	s_leave(s);
 }

@@ -8,9 +8,16 @@
 struct node;
 struct transport;
 struct listen_conf;
+struct store_user;
 
 /* Take over t: greeting, then POP3 until QUIT/close.  lc says whether
  * plaintext auth is allowed before TLS. */
 void pop3_session_start(struct node *n, struct transport *t, const struct listen_conf *lc);
+
+/* Home side of a roaming session (tunnel.h): the front POP authenticated
+ * u and relays the client over t.  Open the maildrop and answer the
+ * client's PASS/AUTH as a local login would, then serve as usual. */
+void pop3_session_resume(struct node *n, struct transport *t, const struct listen_conf *lc,
+			 const struct store_user *u);
 
 #endif

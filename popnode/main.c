@@ -28,14 +28,17 @@
 #include "config.h"
 #include "control.h"
 #include "directory.h"
+#include "dirsync.h"
 #include "http.h"
 #include "imap.h"
 #include "iplimits.h"
+#include "link.h"
 #include "listener.h"
 #include "log.h"
 #include "node.h"
 #include "store.h"
 #include "tls.h"
+#include "tunnel.h"
 #include "workq.h"
 
 #define SHUTDOWN_GRACE_SECONDS 30
@@ -49,6 +52,7 @@ struct daemon {
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *stop_timer;
 	int64_t stop_started;
+	int link_fd;
 };
 
 static void usage(FILE *f)
@@ -242,6 +246,7 @@ int main(int argc, char **argv)
 	char err[512];
 	int opt, rc = 1;
 
+	d.link_fd = -1;
 	while ((opt = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': dev_dir = optarg; break;
@@ -289,7 +294,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* The link's certificates are read here, as root, like tls_key. */
+	n->link = link_new(&d.cfg, err, sizeof(err));
+	if (n->link == NULL) {
+		fprintf(stderr, "%s: %s\n", config_file ? config_file : "dev", err);
+		SSL_CTX_free(n->ssl_ctx);
+		return 2;
+	}
 	if (check_only) {
+		link_free(&n->link);
 		printf("%s: configuration OK\n", config_file ? config_file : dev_dir);
 		SSL_CTX_free(n->ssl_ctx);
 		return 0;
@@ -341,6 +354,21 @@ int main(int argc, char **argv)
 		log_info("listen", "proto=%s addr=%s tls=%s", config_proto_name(lc->proto), addr,
 			 lc->tls == LTLS_IMPLICIT ? "implicit" : lc->tls == LTLS_STARTTLS ? "starttls" : "no");
 	}
+	if (d.cfg.link_listen_set) {
+		struct listen_conf lk = { .port = d.cfg.link_port };
+		char addr[100];
+
+		snprintf(lk.host, sizeof(lk.host), "%s", d.cfg.link_host);
+		listener_addr_str(&lk, addr, sizeof(addr));
+		d.link_fd = listener_bind(&lk, err, sizeof(err));
+		if (d.link_fd < 0) {
+			log_err("startup", "link_listen=%s error=\"%s\"", addr, err);
+			fprintf(stderr, "popnode: %s:%d: link_listen %s: %s\n", d.cfg.link_listen_file,
+				d.cfg.link_listen_line, addr, err);
+			goto out;
+		}
+		log_info("listen", "proto=link addr=%s tls=mutual", addr);
+	}
 	/* The control socket too is bound as root (its directory, e.g.
 	 * /run/popnode, is usually root's); requests are served only once the
 	 * loop runs, after the store is open. */
@@ -373,6 +401,13 @@ int main(int argc, char **argv)
 	}
 	if (d.cfg.dev_mode && ensure_demo_user(n) < 0)
 		goto out;
+	/* What peers may ask of this node over the link, then the link. */
+	int link_fd = d.link_fd;
+	d.link_fd = -1;	/* the link owns it */
+	if (tunnel_init(n) < 0 || dirsync_init(n) < 0 || link_start(n->link, n->base, link_fd) < 0) {
+		log_err("startup", "error=\"cannot start the link\"");
+		goto out;
+	}
 
 	d.sig_term = evsignal_new(n->base, SIGTERM, signal_cb, &d);
 	d.sig_int = evsignal_new(n->base, SIGINT, signal_cb, &d);
@@ -390,8 +425,13 @@ int main(int argc, char **argv)
 	log_info("shutdown.done", "sessions_left=%u", n->n_sessions);
 out:
 	stop_services(&d);
+	dirsync_fini(n);
+	link_free(&n->link);	/* resets tunnels and forwards still open */
+	if (d.link_fd >= 0)
+		close(d.link_fd);
 	store_close(&n->store); /* commits whatever is still queued */
 	imap_fini(n);		/* after the store's last callbacks */
+	dirsync_free(n);
 	workq_free(&n->workq);
 	if (d.stop_timer != NULL)
 		event_free(d.stop_timer);

@@ -24,6 +24,20 @@ struct metrics {
 	uint64_t auth_failures[PROTO_COUNT];
 	uint64_t pop3_retr_bytes;
 	uint64_t pop3_deleted;
+	/* roaming: sessions this POP carried to their home (front side) */
+	uint64_t roaming_total;		/* tunnels opened */
+	uint64_t roaming_active;
+	uint64_t roaming_failed;	/* home unreachable, refused, timed out */
+	uint64_t roaming_bytes_up;	/* client -> home */
+	uint64_t roaming_bytes_down;	/* home -> client */
+	/* sessions other POPs carried here (home side) */
+	uint64_t tunnel_served_total;
+	uint64_t tunnel_served_active;
+	uint64_t tunnel_refused;	/* not homed here, hop limit, in use... */
+	/* mail for users homed elsewhere (LMTP forwarding) */
+	uint64_t forward_rcpts;		/* recipients forwarded and committed */
+	uint64_t forward_failed;	/* recipients answered 451 4.4.1 */
+	uint64_t forward_received;	/* recipients other POPs forwarded here */
 	/* commit latency histogram, seconds */
 	uint64_t commit_buckets[METRICS_COMMIT_BUCKETS]; /* cumulative on render */
 	uint64_t commit_count;

@@ -38,6 +38,13 @@ static size_t lock_pos(const struct node *n, uint32_t id)
 	return lo;
 }
 
+bool node_user_locked(const struct node *n, uint32_t userid)
+{
+	size_t pos = lock_pos(n, userid);
+
+	return pos < n->n_locked && n->locked_users[pos] == userid;
+}
+
 bool node_user_lock(struct node *n, uint32_t userid)
 {
 	size_t pos = lock_pos(n, userid);

@@ -18,6 +18,9 @@ struct store;
 struct iplimits;
 struct workq;
 struct imap_registry;
+struct link;
+struct dirsync;
+struct tunnel_stats;
 
 #define POPNODE_VERSION "0.1.0"
 
@@ -50,6 +53,10 @@ struct node {
 	size_t n_locked, cap_locked;
 	/* IMAP: selected mailboxes and change notification (imap.h) */
 	struct imap_registry *imap;
+	/* The internal link to the other POPs (link.h); always set, with no
+	 * peers on a single POP. */
+	struct link *link;
+	struct dirsync *dirsync;	/* directory across POPs (dirsync.h) */
 };
 
 void node_session_register(struct node *n, struct node_session *s, enum listen_proto proto,
@@ -59,5 +66,6 @@ void node_session_unregister(struct node *n, struct node_session *s);
 /* Exclusive maildrop lock (POP3).  true if taken, false if already held. */
 bool node_user_lock(struct node *n, uint32_t userid);
 void node_user_unlock(struct node *n, uint32_t userid);
+bool node_user_locked(const struct node *n, uint32_t userid);
 
 #endif
