@@ -1,5 +1,6 @@
 /*
- * control.c - the Unix control socket: popctl's way in (users, status).
+ * control.c - the Unix control socket: popctl's way in (users, status,
+ * peers).
  * Wire format: control_proto.h and docs/control-protocol.md.
  *
  * Access: the socket is created mode 0600 (umask held around bind) and
@@ -56,6 +57,7 @@
 #include "control.h"
 #include "control_proto.h"
 #include "directory.h"
+#include "link.h"
 #include "log.h"
 #include "unixsock.h"
 #include "node.h"
@@ -593,7 +595,21 @@ static void status_text(struct node *n, struct evbuffer *b)
 		else
 			evbuffer_add_printf(b, "%s:%u%s\n", lc->host, (unsigned)lc->port, tls);
 	}
-	evbuffer_add_printf(b, "peers:       none configured\nanycast:     not configured\n");
+	if (n->cfg->n_peers == 0) {
+		evbuffer_add_printf(b, "peers:       none configured\n");
+	} else {
+		struct link_peer_info *peers;
+		size_t n_peers, n_up = 0;
+
+		if (status_collect_peers(n, &peers, &n_peers) == 0) {
+			for (size_t i = 0; i < n_peers; i++)
+				n_up += peers[i].state == LINK_PEER_UP;
+			free(peers);
+		}
+		evbuffer_add_printf(b, "peers:       %zu configured, %zu up (popctl peers)\n",
+				    n->cfg->n_peers, n_up);
+	}
+	evbuffer_add_printf(b, "anycast:     not configured\n");
 }
 
 static void cmd_status(struct ctl_conn *c, const char *const *args)
@@ -618,6 +634,36 @@ static void cmd_status(struct ctl_conn *c, const char *const *args)
 	evbuffer_free(b);
 }
 
+static void cmd_peers(struct ctl_conn *c, const char *const *args)
+{
+	const char *format = ctl_request_opt(&c->req, "format");
+	struct node *n = c->ctl->n;
+	struct link_peer_info *peers;
+	size_t n_peers;
+	struct evbuffer *b;
+
+	if (format != NULL && strcmp(format, "json") != 0 && strcmp(format, "text") != 0) {
+		reply_err(c, CTL_E_INVAL, "format= takes text or json");
+		return;
+	}
+	b = evbuffer_new();
+	if (b == NULL || status_collect_peers(n, &peers, &n_peers) < 0) {
+		if (b != NULL)
+			evbuffer_free(b);
+		reply_err(c, CTL_E_INTERNAL, "out of memory");
+		return;
+	}
+	if (format != NULL && strcmp(format, "json") == 0) {
+		status_render_link_json(b, n->cfg, peers, n_peers, 0);
+		evbuffer_add(b, "\n", 1);
+	} else {
+		status_render_peers(b, peers, n_peers, (int64_t)time(NULL));
+	}
+	free(peers);
+	reply_ok_buffer(c, b);
+	evbuffer_free(b);
+}
+
 static void cmd_help(struct ctl_conn *c, const char *const *args);
 
 static const struct ctl_cmd commands[] = {
@@ -630,6 +676,7 @@ static const struct ctl_cmd commands[] = {
 	{ "user", "list", 0, { NULL }, false, "user list", cmd_user_list },
 	{ "user", "show", 1, { NULL }, false, "user show NAME", cmd_user_show },
 	{ "status", NULL, 0, { "format" }, false, "status [format=text|json]", cmd_status },
+	{ "peers", NULL, 0, { "format" }, false, "peers [format=text|json]", cmd_peers },
 	{ "help", NULL, 0, { NULL }, false, "help", cmd_help },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

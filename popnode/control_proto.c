@@ -428,6 +428,49 @@ enum ctl_read_result ctl_reader_feed(struct ctl_reader *r, const char *data, siz
 	return CTL_READ_MORE;
 }
 
+/* ---- body rows ---------------------------------------------------------- */
+
+const char *ctl_row_field(char *out, size_t outsz, const char *s)
+{
+	size_t i = 0;
+
+	if (outsz < 2) {
+		if (outsz == 1)
+			out[0] = '\0';
+		return out;
+	}
+	if (s == NULL || s[0] == '\0') {
+		out[0] = '-';
+		out[1] = '\0';
+		return out;
+	}
+	for (; s[i] != '\0' && i + 1 < outsz; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		out[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+	}
+	if (s[i] != '\0') {
+		/* cut: drop a multi-byte sequence the cut left incomplete */
+		size_t k = i;
+		unsigned char lead;
+		size_t need;
+
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k > 0 && (lead = (unsigned char)out[k - 1]) >= 0xc0) {
+			need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+			if (i - (k - 1) < need)
+				i = k - 1;
+		}
+	}
+	out[i] = '\0';
+	if (i == 0) {
+		out[0] = '-';
+		out[1] = '\0';
+	}
+	return out;
+}
+
 /* ---- values ------------------------------------------------------------- */
 
 bool ctl_parse_size(const char *s, uint64_t *out)

@@ -125,6 +125,15 @@ enum ctl_read_result ctl_reader_feed(struct ctl_reader *r, const char *data, siz
 /* Free the body; the reader can be initialised again. */
 void ctl_reader_clear(struct ctl_reader *r);
 
+/* ---- body rows ---------------------------------------------------------- */
+
+/* One field of a TAB-separated body row ("user list", "peers"): s copied
+ * into out (outsz >= 2) with TAB, CR, LF and every other control byte
+ * (below 0x20, and 0x7f) turned into a space; cut to outsz - 1 bytes,
+ * never inside a UTF-8 sequence.  NULL or "" gives "-", so a field is
+ * never empty.  Returns out. */
+const char *ctl_row_field(char *out, size_t outsz, const char *s);
+
 /* ---- values ------------------------------------------------------------- */
 
 /* A byte count: decimal digits with an optional K, M, G or T suffix

@@ -14,6 +14,9 @@
  * event loop never runs crypt(3) and the plain password never crosses
  * the socket.  --hash-stdin takes an existing crypt(3) hash instead.
  *
+ * "user list" and "peers" come as TAB-separated rows and are printed
+ * as aligned tables.
+ *
  * Everything is checked before connecting (names, sizes, POP ids,
  * hashes), so a usage error never reaches the daemon; the daemon checks
  * again.
@@ -54,6 +57,7 @@ static const char usage_text[] =
 	"  user list\n"
 	"  user show NAME\n"
 	"  status [--json]\n"
+	"  peers [--json]\n"
 	"  help\n"
 	"\n"
 	"options:\n"
@@ -124,6 +128,7 @@ static const struct cmd cmds[] = {
 	{ "user", "list", 0, 0, "user list" },
 	{ "user", "show", 1, 0, "user show NAME" },
 	{ "status", NULL, 0, O_JSON, "status [--json]" },
+	{ "peers", NULL, 0, O_JSON, "peers [--json]" },
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -345,7 +350,7 @@ static const struct cmd *build_request(int argc, char **argv, struct request *r)
 		user_name(cl.pos[0], name_buf, sizeof(name_buf));
 		req_arg(r, name_buf);
 	}
-	if (cmd->w2 == NULL) {				/* status */
+	if (cmd->w2 == NULL) {				/* status, peers */
 		if (cl.seen & O_JSON)
 			req_opt(r, "format", "json");
 	} else if (strcmp(cmd->w2, "add") == 0 || strcmp(cmd->w2, "passwd") == 0) {
@@ -472,17 +477,26 @@ static size_t field_len(const char *p, const char *end)
 	return t != NULL ? (size_t)(t - p) : (size_t)(end - p);
 }
 
-static bool numeric_col(size_t col)
-{
-	return col == 1 || col == 3 || col == 4 || col == 5;	/* id quota used messages */
-}
+#define TABLE_MAX_COLS 16
 
-/* "user list": TAB-separated rows (header first) as an aligned table;
- * quota 0 reads "unlimited". */
-static void print_table(const char *body, size_t len)
+/* How to print a TAB-separated answer (header first) as a table. */
+struct table {
+	size_t ncols;
+	unsigned numeric;		/* bit per column: right-aligned below the header */
+	int unlimited_col;		/* a "0" in this column reads "unlimited"; -1 none */
+};
+
+/* id quota used messages */
+static const struct table user_table = { 7, 1u << 1 | 1u << 3 | 1u << 4 | 1u << 5, 3 };
+/* RTT FAIL STREAMS */
+static const struct table peers_table = { 9, 1u << 3 | 1u << 5 | 1u << 6, -1 };
+
+/* The rows as an aligned table: columns separated by two spaces, the
+ * last one not padded. */
+static void print_table(const char *body, size_t len, const struct table *t)
 {
-	enum { NCOLS = 7 };
-	size_t width[NCOLS] = { 0 };
+	const size_t ncols = t->ncols < TABLE_MAX_COLS ? t->ncols : TABLE_MAX_COLS;
+	size_t width[TABLE_MAX_COLS] = { 0 };
 	const char *end = body + len;
 
 	for (int pass = 0; pass < 2; pass++) {
@@ -494,11 +508,11 @@ static void print_table(const char *body, size_t len)
 
 			if (eol == NULL)
 				eol = end;
-			for (size_t col = 0; col < NCOLS && q <= eol; col++) {
+			for (size_t col = 0; col < ncols && q <= eol; col++) {
 				size_t raw = field_len(q, eol), fl = raw;
 				const char *text = q;
 
-				if (!header && col == 3 && raw == 1 && q[0] == '0') {
+				if (!header && (int)col == t->unlimited_col && raw == 1 && q[0] == '0') {
 					text = "unlimited";
 					fl = 9;
 				}
@@ -507,13 +521,13 @@ static void print_table(const char *body, size_t len)
 				if (pass == 1) {
 					int w = (int)width[col];
 
-					if (numeric_col(col) && !header)
+					if ((t->numeric & (1u << col)) && !header)
 						printf("%*.*s", w, (int)fl, text);
-					else if (col + 1 < NCOLS)
+					else if (col + 1 < ncols)
 						printf("%-*.*s", w, (int)fl, text);
 					else
 						printf("%.*s", (int)fl, text);
-					if (col + 1 < NCOLS)
+					if (col + 1 < ncols)
 						fputs("  ", stdout);
 				}
 				q += raw + 1;
@@ -524,6 +538,26 @@ static void print_table(const char *body, size_t len)
 			p = eol + 1;
 		}
 	}
+}
+
+/* The lines in a body (a last line without LF counts). */
+static size_t count_lines(const char *body, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += body[i] == '\n';
+	return n + (len > 0 && body[len - 1] != '\n');
+}
+
+/* "peers": the table, or a plain sentence when only the header came
+ * (a POP without peers). */
+static void print_peers(const char *body, size_t len)
+{
+	if (count_lines(body, len) <= 1)
+		puts("no peers configured");
+	else
+		print_table(body, len, &peers_table);
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -575,6 +609,7 @@ int main(int argc, char **argv)
 	struct request r;
 	const struct cmd *cmd;
 	int i, fd, len, status;
+	bool json = false;
 
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
@@ -614,6 +649,8 @@ int main(int argc, char **argv)
 	}
 
 	cmd = build_request(argc - i, argv + i, &r);
+	for (size_t k = 0; k < r.n_opts; k++)
+		json |= strcmp(r.opts[k].key, "format") == 0;
 	len = ctl_request_encode(line, sizeof(line), r.args, r.n_args, r.opts, r.n_opts, &error);
 	explicit_bzero(hash_buf, sizeof(hash_buf));
 	if (len < 0)
@@ -629,7 +666,9 @@ int main(int argc, char **argv)
 
 	if (rd.ok) {
 		if (cmd->w2 != NULL && strcmp(cmd->w2, "list") == 0)
-			print_table(rd.body, rd.body_len);
+			print_table(rd.body, rd.body_len, &user_table);
+		else if (strcmp(cmd->w1, "peers") == 0 && !json)
+			print_peers(rd.body, rd.body_len);
 		else
 			fwrite(rd.body, 1, rd.body_len, stdout);
 		status = 0;

@@ -1,5 +1,5 @@
 /*
- * status.c - the node's state for operators, in two renderings:
+ * status.c - the node's state for operators, in three renderings:
  *
  *   status_render_json     the /status document (also `popctl status
  *                          --json`); field list in docs/metrics.md
@@ -8,24 +8,35 @@
  *                          counters end in _total, the commit histogram
  *                          has cumulative _bucket{le} lines up to +Inf,
  *                          then _sum and _count
+ *   status_render_peers    the rows of `popctl peers` (control "peers")
  *
- * Both read struct node (counters in n->metrics, the store's own numbers
- * from store_stats) on the loop thread and append to an evbuffer; they
- * never fail halfway in a way that matters (an evbuffer append only
- * fails when memory is gone, and then the caller's reply is short).
+ * They read struct node (counters in n->metrics, the store's own numbers
+ * from store_stats, the link's from link_peer_foreach) on the loop thread
+ * and append to an evbuffer; they never fail halfway in a way that
+ * matters (an evbuffer append only fails when memory is gone, and then
+ * the caller's reply is short).
  *
- * The JSON keys "peers", "anycast" and "replication" are there with
- * empty values until those subsystems exist, so NOC tooling can rely on
- * the document's shape.
+ * The link's figures come from link_peer_foreach, copied into an array
+ * (status_collect_peers) so that every peer rendering works on a plain
+ * array and is tested without a live link.  The JSON has them twice:
+ * in "link.peers" and, for tooling written against 0.1 where it was a
+ * placeholder, in the top-level "peers".
+ *
+ * The JSON keys "anycast" and "replication" are there with empty values
+ * until those subsystems exist, so NOC tooling can rely on the
+ * document's shape.
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/buffer.h>
 
 #include "config.h"
+#include "control_proto.h"
+#include "link.h"
 #include "node.h"
 #include "status.h"
 #include "store.h"
@@ -150,6 +161,185 @@ static void listen_address(const struct listen_conf *lc, char *buf, size_t sz)
 		snprintf(buf, sz, "%s:%u", lc->host, (unsigned)lc->port);
 }
 
+/* ---- the link's peers ---------------------------------------------------- */
+
+struct collect_ctx {
+	struct link_peer_info *peers;
+	size_t n, cap;
+};
+
+static void collect_cb(const struct link_peer_info *p, void *arg)
+{
+	struct collect_ctx *cc = arg;
+
+	if (cc->n < cc->cap)
+		cc->peers[cc->n++] = *p;
+}
+
+int status_collect_peers(struct node *n, struct link_peer_info **peers_r, size_t *n_r)
+{
+	struct collect_ctx cc = { .peers = NULL, .n = 0, .cap = n->cfg->n_peers };
+
+	*peers_r = NULL;
+	*n_r = 0;
+	if (n->link == NULL || cc.cap == 0)
+		return 0;
+	cc.peers = calloc(cc.cap, sizeof(*cc.peers));
+	if (cc.peers == NULL)
+		return -1;
+	link_peer_foreach(n->link, collect_cb, &cc);
+	if (cc.n == 0) {
+		free(cc.peers);
+		return 0;
+	}
+	*peers_r = cc.peers;
+	*n_r = cc.n;
+	return 0;
+}
+
+/* Microseconds as a decimal number of milliseconds ("1.234"), exact. */
+static void add_us_as_ms(struct evbuffer *out, int64_t us)
+{
+	evbuffer_add_printf(out, "%" PRId64 ".%03d", us / 1000, (int)(us % 1000));
+}
+
+/* The smoothed RTT is shown (table, metric) only while the peer is up:
+ * the link keeps the last value through an outage, for ranking, but a
+ * flat line for a dead peer would mislead.  The JSON gives it raw. */
+static bool rtt_current(const struct link_peer_info *p)
+{
+	return p->state == LINK_PEER_UP && p->rtt_avg_us >= 0;
+}
+
+/* "45s", "3m05s", "2h07m", "4d03h". */
+static void human_duration(char *buf, size_t sz, int64_t d)
+{
+	if (d < 0)
+		d = 0;
+	if (d < 60)
+		snprintf(buf, sz, "%ds", (int)d);
+	else if (d < 3600)
+		snprintf(buf, sz, "%dm%02ds", (int)(d / 60), (int)(d % 60));
+	else if (d < 86400)
+		snprintf(buf, sz, "%dh%02dm", (int)(d / 3600), (int)(d % 3600 / 60));
+	else
+		snprintf(buf, sz, "%" PRId64 "d%02dh", d / 86400, (int)(d % 86400 / 3600));
+}
+
+void status_render_peers(struct evbuffer *out, const struct link_peer_info *p, size_t n,
+			 int64_t now)
+{
+	char id[CONFIG_NAME_MAX], addr[96], err[sizeof(p->last_error)], rtt[32], since[32];
+
+	evbuffer_add_printf(out, "PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tSINCE\tLAST ERROR\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct link_peer_info *pi = &p[i];
+
+		if (!rtt_current(pi)) {
+			snprintf(rtt, sizeof(rtt), "-");
+		} else {
+			int64_t cs = (pi->rtt_avg_us + 5) / 10;	/* hundredths of a ms */
+
+			snprintf(rtt, sizeof(rtt), "%" PRId64 ".%02d", cs / 100, (int)(cs % 100));
+		}
+		if (pi->since <= 0)
+			snprintf(since, sizeof(since), "-");
+		else
+			human_duration(since, sizeof(since), now - pi->since);
+		evbuffer_add_printf(out, "%s\t%s\t%s\t%s\t%s\t%u\t%u\t%s\t%s\n",
+				    ctl_row_field(id, sizeof(id), pi->id),
+				    ctl_row_field(addr, sizeof(addr), pi->addr),
+				    link_peer_state_name(pi->state), rtt, pi->inbound ? "yes" : "no",
+				    pi->failures, pi->streams_active, since,
+				    ctl_row_field(err, sizeof(err), pi->last_error));
+	}
+}
+
+static void peers_json_array(struct evbuffer *out, const struct link_peer_info *p, size_t n,
+			     int indent)
+{
+	evbuffer_add_printf(out, "[");
+	for (size_t i = 0; i < n; i++) {
+		const struct link_peer_info *pi = &p[i];
+
+		evbuffer_add_printf(out, "%s\n%*s{\"id\": ", i > 0 ? "," : "", indent + 2, "");
+		json_str(out, pi->id != NULL ? pi->id : "");
+		evbuffer_add_printf(out, ", \"addr\": ");
+		json_str(out, pi->addr != NULL ? pi->addr : "");
+		evbuffer_add_printf(out, ", \"state\": ");
+		json_str(out, link_peer_state_name(pi->state));
+		evbuffer_add_printf(out, ", \"inbound\": %s, \"rtt_ms\": ",
+				    pi->inbound ? "true" : "false");
+		if (pi->rtt_us < 0)
+			evbuffer_add_printf(out, "null");
+		else
+			add_us_as_ms(out, pi->rtt_us);
+		evbuffer_add_printf(out, ", \"rtt_avg_ms\": ");
+		if (pi->rtt_avg_us < 0)
+			evbuffer_add_printf(out, "null");
+		else
+			add_us_as_ms(out, pi->rtt_avg_us);
+		evbuffer_add_printf(out,
+				    ", \"failures\": %u, \"connects\": %" PRIu64
+				    ", \"disconnects\": %" PRIu64 ", \"streams_active\": %u"
+				    ", \"streams_opened\": %" PRIu64 ", \"streams_refused\": %" PRIu64
+				    ", \"bytes_in\": %" PRIu64 ", \"bytes_out\": %" PRIu64
+				    ", \"since\": %" PRId64 ", \"last_error\": ",
+				    pi->failures, pi->connects, pi->disconnects, pi->streams_active,
+				    pi->streams_opened, pi->streams_refused, pi->bytes_in, pi->bytes_out,
+				    pi->since);
+		if (pi->last_error[0] == '\0') {
+			evbuffer_add_printf(out, "null}");
+		} else {
+			json_str(out, pi->last_error);
+			evbuffer_add_printf(out, "}");
+		}
+	}
+	if (n > 0)
+		evbuffer_add_printf(out, "\n%*s", indent, "");
+	evbuffer_add_printf(out, "]");
+}
+
+void status_render_link_json(struct evbuffer *out, const struct config *cfg,
+			     const struct link_peer_info *p, size_t n, int indent)
+{
+	char addr[96];
+
+	evbuffer_add_printf(out, "{\n%*s\"node\": ", indent + 2, "");
+	json_str(out, cfg->node_id);
+	evbuffer_add_printf(out, ",\n%*s\"listen\": ", indent + 2, "");
+	if (cfg->link_listen_set) {
+		snprintf(addr, sizeof(addr), strchr(cfg->link_host, ':') != NULL ? "[%s]:%u"
+			 : "%s:%u", cfg->link_host, (unsigned)cfg->link_port);
+		json_str(out, addr);
+	} else {
+		evbuffer_add_printf(out, "null");
+	}
+	evbuffer_add_printf(out, ",\n%*s\"peers\": ", indent + 2, "");
+	peers_json_array(out, p, n, indent + 2);
+	evbuffer_add_printf(out, "\n%*s}", indent, "");
+}
+
+static void roaming_json(struct evbuffer *out, const struct metrics *m)
+{
+	evbuffer_add_printf(out,
+			    "  \"roaming\": {\n"
+			    "    \"front\": {\"total\": %" PRIu64 ", \"active\": %" PRIu64
+			    ", \"failed\": %" PRIu64 ", \"bytes_up\": %" PRIu64
+			    ", \"bytes_down\": %" PRIu64 "},\n"
+			    "    \"home\": {\"served_total\": %" PRIu64 ", \"served_active\": %" PRIu64
+			    ", \"refused\": %" PRIu64 "},\n"
+			    "    \"forward\": {\"rcpts\": %" PRIu64 ", \"failed\": %" PRIu64
+			    ", \"received\": %" PRIu64 "}\n"
+			    "  },\n",
+			    m->roaming_total, m->roaming_active, m->roaming_failed,
+			    m->roaming_bytes_up, m->roaming_bytes_down, m->tunnel_served_total,
+			    m->tunnel_served_active, m->tunnel_refused, m->forward_rcpts,
+			    m->forward_failed, m->forward_received);
+}
+
+/* ---- /status ------------------------------------------------------------ */
+
 void status_render_json(struct node *n, struct evbuffer *out)
 {
 	const struct metrics *m = &n->metrics;
@@ -157,6 +347,8 @@ void status_render_json(struct node *n, struct evbuffer *out)
 	uint64_t active = 0;
 	uint64_t auth_failures = 0;
 	char addr[CONFIG_PATH_MAX + 16];
+	struct link_peer_info *peers;
+	size_t n_peers;
 
 	evbuffer_add_printf(out, "{\n  \"node_id\": ");
 	json_str(out, n->cfg->node_id);
@@ -217,8 +409,20 @@ void status_render_json(struct node *n, struct evbuffer *out)
 				    lc->plaintext_auth ? "true" : "false");
 	}
 	evbuffer_add_printf(out, "%s],\n", n->cfg->n_listens > 0 ? "\n  " : "");
+	/* Out of memory: show no peers rather than no document. */
+	if (status_collect_peers(n, &peers, &n_peers) < 0) {
+		peers = NULL;
+		n_peers = 0;
+	}
+	evbuffer_add_printf(out, "  \"link\": ");
+	status_render_link_json(out, n->cfg, peers, n_peers, 2);
+	evbuffer_add_printf(out, ",\n");
+	roaming_json(out, m);
+	evbuffer_add_printf(out, "  \"peers\": ");
+	peers_json_array(out, peers, n_peers, 2);
+	free(peers);
 	evbuffer_add_printf(out,
-			    "  \"peers\": [],\n"
+			    ",\n"
 			    "  \"anycast\": {\"state\": \"not-configured\"},\n"
 			    "  \"replication\": []\n"
 			    "}\n");
@@ -283,9 +487,158 @@ static void commit_histogram(struct evbuffer *out, const struct metrics *m)
 			    m->commit_count > cum ? m->commit_count : cum);
 }
 
+/* name{peer="id"[,key="value"]} */
+static void peer_series(struct evbuffer *out, const char *name, const char *peer,
+			const char *key, const char *value)
+{
+	evbuffer_add_printf(out, "%s{peer=\"", name);
+	label_value(out, peer != NULL ? peer : "");
+	if (key != NULL) {
+		evbuffer_add_printf(out, "\",%s=\"", key);
+		label_value(out, value);
+	}
+	evbuffer_add(out, "\"} ", 3);
+}
+
+enum peer_value {
+	PV_UP, PV_BREAKER, PV_FAILURES, PV_CONNECTS, PV_DISCONNECTS, PV_STREAMS_ACTIVE,
+	PV_STREAMS, PV_REFUSED,
+};
+
+static uint64_t peer_value(const struct link_peer_info *p, enum peer_value v)
+{
+	switch (v) {
+	case PV_UP: return p->state == LINK_PEER_UP;
+	case PV_BREAKER: return p->state == LINK_PEER_OPEN;
+	case PV_FAILURES: return p->failures;
+	case PV_CONNECTS: return p->connects;
+	case PV_DISCONNECTS: return p->disconnects;
+	case PV_STREAMS_ACTIVE: return p->streams_active;
+	case PV_STREAMS: return p->streams_opened;
+	case PV_REFUSED: return p->streams_refused;
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name, *type, *help;
+	enum peer_value v;
+} peer_families[] = {
+	{ "popnode_link_peer_up", "gauge",
+	  "1 while this node's connection to the peer is up.", PV_UP },
+	{ "popnode_link_breaker_open", "gauge",
+	  "1 while the peer's circuit breaker is open (requests fail at once).", PV_BREAKER },
+	{ "popnode_link_failures", "gauge",
+	  "Link failures with the peer within the breaker window.", PV_FAILURES },
+	{ "popnode_link_connects_total", "counter",
+	  "Times this node's connection to the peer came up.", PV_CONNECTS },
+	{ "popnode_link_disconnects_total", "counter",
+	  "Times this node's connection to the peer was lost after being up.", PV_DISCONNECTS },
+	{ "popnode_link_streams_active", "gauge",
+	  "Requests to the peer open now.", PV_STREAMS_ACTIVE },
+	{ "popnode_link_streams_total", "counter",
+	  "Requests opened to the peer.", PV_STREAMS },
+	{ "popnode_link_streams_refused_total", "counter",
+	  "Requests to the peer refused at once: link down, breaker open, no stream free.",
+	  PV_REFUSED },
+};
+
+static const enum link_peer_state all_states[] = {
+	LINK_PEER_UP, LINK_PEER_CONNECTING, LINK_PEER_DOWN, LINK_PEER_OPEN,
+};
+
+void status_render_peers_metrics(struct evbuffer *out, const struct link_peer_info *p, size_t n)
+{
+	bool any_rtt = false;
+
+	if (n == 0)
+		return;
+	for (size_t f = 0; f < sizeof(peer_families) / sizeof(peer_families[0]); f++) {
+		family(out, peer_families[f].name, peer_families[f].type, peer_families[f].help);
+		for (size_t i = 0; i < n; i++) {
+			peer_series(out, peer_families[f].name, p[i].id, NULL, NULL);
+			evbuffer_add_printf(out, "%" PRIu64 "\n", peer_value(&p[i], peer_families[f].v));
+		}
+		if (peer_families[f].v != PV_UP)
+			continue;
+		/* right after peer_up: the state as a label */
+		family(out, "popnode_link_peer_state", "gauge",
+		       "1 for the peer's current link state (up, connecting, down, breaker-open).");
+		for (size_t i = 0; i < n; i++) {
+			for (size_t s = 0; s < sizeof(all_states) / sizeof(all_states[0]); s++) {
+				peer_series(out, "popnode_link_peer_state", p[i].id, "state",
+					    link_peer_state_name(all_states[s]));
+				evbuffer_add_printf(out, "%d\n", p[i].state == all_states[s]);
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		any_rtt |= rtt_current(&p[i]);
+	if (any_rtt) {
+		family(out, "popnode_link_rtt_seconds", "gauge",
+		       "Smoothed HTTP/2 PING round trip time to the peer.");
+		for (size_t i = 0; i < n; i++) {
+			if (!rtt_current(&p[i]))
+				continue;
+			peer_series(out, "popnode_link_rtt_seconds", p[i].id, NULL, NULL);
+			evbuffer_add_printf(out, "%" PRId64 ".%06d\n", p[i].rtt_avg_us / 1000000,
+					    (int)(p[i].rtt_avg_us % 1000000));
+		}
+	}
+	family(out, "popnode_link_bytes_total", "counter",
+	       "HTTP/2 bytes exchanged with the peer, both connections, by direction.");
+	for (size_t i = 0; i < n; i++) {
+		peer_series(out, "popnode_link_bytes_total", p[i].id, "direction", "in");
+		evbuffer_add_printf(out, "%" PRIu64 "\n", p[i].bytes_in);
+		peer_series(out, "popnode_link_bytes_total", p[i].id, "direction", "out");
+		evbuffer_add_printf(out, "%" PRIu64 "\n", p[i].bytes_out);
+	}
+}
+
+static void labelled(struct evbuffer *out, const char *name, const char *key, const char *value,
+		     uint64_t v)
+{
+	evbuffer_add_printf(out, "%s{%s=\"%s\"} %" PRIu64 "\n", name, key, value, v);
+}
+
+static void roaming_metrics(struct evbuffer *out, const struct metrics *m)
+{
+	family(out, "popnode_roaming_sessions_total", "counter",
+	       "Sessions of users homed elsewhere carried to their home POP (tunnels opened).");
+	sample(out, "popnode_roaming_sessions_total", m->roaming_total);
+	family(out, "popnode_roaming_sessions_active", "gauge",
+	       "Tunnels to home POPs open now.");
+	sample(out, "popnode_roaming_sessions_active", m->roaming_active);
+	family(out, "popnode_roaming_failures_total", "counter",
+	       "Sessions that could not be carried home: unreachable, refused, timed out.");
+	sample(out, "popnode_roaming_failures_total", m->roaming_failed);
+	family(out, "popnode_roaming_bytes_total", "counter",
+	       "Bytes carried through tunnels to home POPs (up: client to home).");
+	labelled(out, "popnode_roaming_bytes_total", "direction", "up", m->roaming_bytes_up);
+	labelled(out, "popnode_roaming_bytes_total", "direction", "down", m->roaming_bytes_down);
+	family(out, "popnode_tunnel_sessions_served_total", "counter",
+	       "Sessions other POPs carried here for users homed here.");
+	sample(out, "popnode_tunnel_sessions_served_total", m->tunnel_served_total);
+	family(out, "popnode_tunnel_sessions_served_active", "gauge",
+	       "Sessions other POPs carry here now.");
+	sample(out, "popnode_tunnel_sessions_served_active", m->tunnel_served_active);
+	family(out, "popnode_tunnel_refused_total", "counter",
+	       "Tunnels from other POPs refused: user not homed here, hop limit, in use.");
+	sample(out, "popnode_tunnel_refused_total", m->tunnel_refused);
+	family(out, "popnode_forward_recipients_total", "counter",
+	       "LMTP recipients homed elsewhere: forwarded and committed (delivered), "
+	       "answered 451 (failed), or forwarded here by other POPs (received).");
+	labelled(out, "popnode_forward_recipients_total", "result", "delivered", m->forward_rcpts);
+	labelled(out, "popnode_forward_recipients_total", "result", "failed", m->forward_failed);
+	labelled(out, "popnode_forward_recipients_total", "result", "received",
+		 m->forward_received);
+}
+
 void status_render_metrics(struct node *n, struct evbuffer *out)
 {
 	const struct metrics *m = &n->metrics;
+	struct link_peer_info *peers;
+	size_t n_peers;
 	struct store_stats ss;
 
 	memset(&ss, 0, sizeof(ss));
@@ -341,6 +694,13 @@ void status_render_metrics(struct node *n, struct evbuffer *out)
 	family(out, "popnode_commit_ops_total", "counter",
 	       "Store operations carried by group commits.");
 	sample(out, "popnode_commit_ops_total", m->commit_ops);
+
+	roaming_metrics(out, m);
+	/* Out of memory: leave the peer families out rather than the rest. */
+	if (status_collect_peers(n, &peers, &n_peers) == 0) {
+		status_render_peers_metrics(out, peers, n_peers);
+		free(peers);
+	}
 
 	family(out, "popnode_uptime_seconds", "gauge", "Seconds since the node started.");
 	evbuffer_add_printf(out, "popnode_uptime_seconds %" PRId64 "\n", uptime(n));

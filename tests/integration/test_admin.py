@@ -1,5 +1,6 @@
 """popctl over the control socket, /status and /metrics with curl."""
 import json
+import socket
 import subprocess
 
 from conftest import POPCTL
@@ -76,3 +77,75 @@ def test_status_and_metrics(node):
     assert float(lines['popnode_sessions_total{proto="pop3"}']) >= 1
     code, _ = curl(node, "/nope")
     assert code == 404
+
+
+def test_single_pop_link_and_roaming(node):
+    # a POP without peers: `popctl peers` says so and succeeds
+    r = node.popctl("peers")
+    assert r.returncode == 0
+    assert r.stdout == "no peers configured\n"
+    r = node.popctl("peers", "--json")
+    link = json.loads(r.stdout)
+    assert link == {"node": "t1", "listen": None, "peers": []}
+    r = node.popctl("peers", "--bogus", check=False)
+    assert r.returncode == 2
+    r = node.popctl("status")
+    assert "peers:       none configured" in r.stdout
+
+    code, body = curl(node, "/status")
+    assert code == 200
+    st = json.loads(body)
+    assert st["link"] == {"node": "t1", "listen": None, "peers": []}
+    assert st["peers"] == []
+    assert st["roaming"] == {
+        "front": {"total": 0, "active": 0, "failed": 0, "bytes_up": 0, "bytes_down": 0},
+        "home": {"served_total": 0, "served_active": 0, "refused": 0},
+        "forward": {"rcpts": 0, "failed": 0, "received": 0},
+    }
+
+    code, body = curl(node, "/metrics")
+    assert code == 200
+    samples = {l.split(" ")[0]: l.split(" ")[1] for l in body.splitlines() if l and not l.startswith("#")}
+    for name, typ in (("popnode_roaming_sessions_total", "counter"),
+                      ("popnode_roaming_sessions_active", "gauge"),
+                      ("popnode_roaming_failures_total", "counter"),
+                      ("popnode_roaming_bytes_total", "counter"),
+                      ("popnode_tunnel_sessions_served_total", "counter"),
+                      ("popnode_tunnel_sessions_served_active", "gauge"),
+                      ("popnode_tunnel_refused_total", "counter"),
+                      ("popnode_forward_recipients_total", "counter")):
+        assert f"# TYPE {name} {typ}\n" in body
+        assert f"# HELP {name} " in body
+    for series in ("popnode_roaming_sessions_total", "popnode_roaming_sessions_active",
+                   "popnode_roaming_failures_total", 'popnode_roaming_bytes_total{direction="up"}',
+                   'popnode_roaming_bytes_total{direction="down"}',
+                   "popnode_tunnel_sessions_served_total", "popnode_tunnel_sessions_served_active",
+                   "popnode_tunnel_refused_total",
+                   'popnode_forward_recipients_total{result="delivered"}',
+                   'popnode_forward_recipients_total{result="failed"}',
+                   'popnode_forward_recipients_total{result="received"}'):
+        assert samples[series] == "0", series
+    # no peers, no per-peer series
+    assert "popnode_link_" not in body
+
+
+def test_peers_control_protocol(node):
+    # the raw exchange popctl relies on: header only, and format= checked
+    def ask(line):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(node.sock)
+        s.sendall(line)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        return data.decode()
+
+    assert ask(b"peers\n") == "ok\nPEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tSINCE\tLAST ERROR\n.\n"
+    assert ask(b"peers\tformat=xml\n").startswith("err inval ")
+    assert ask(b"peers\textra\n").startswith("err usage ")
+    assert "peers [format=text|json]" in ask(b"help\n")

@@ -1,8 +1,9 @@
 /*
  * test_control_proto.c - the control socket wire format: request
  * encode/parse round trips and every malformed input we refuse, response
- * dot-stuffing round trips fed whole and one byte at a time, and the
- * size / POP id value checks.
+ * dot-stuffing round trips fed whole and one byte at a time, the size /
+ * POP id value checks, and the fields of TAB-separated answer rows
+ * ("peers").
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -539,6 +540,70 @@ static void test_valid_pop(void **state)
 	assert_false(ctl_valid_pop(long_id));
 }
 
+/* ---- body rows ---------------------------------------------------------- */
+
+static void test_row_field(void **state)
+{
+	char out[16];
+
+	assert_string_equal(ctl_row_field(out, sizeof(out), NULL), "-");
+	assert_string_equal(ctl_row_field(out, sizeof(out), ""), "-");
+	assert_string_equal(ctl_row_field(out, sizeof(out), "fra1"), "fra1");
+	assert_ptr_equal(ctl_row_field(out, sizeof(out), "x"), out);
+	/* TAB, LF, CR, ESC, DEL become spaces; UTF-8 passes */
+	assert_string_equal(ctl_row_field(out, sizeof(out), "a\tb\nc\rd\x1b" "e\x7f" "f\xc3\xa4"),
+			    "a b c d e f\xc3\xa4");
+	/* a field of only control bytes is not empty */
+	assert_string_equal(ctl_row_field(out, sizeof(out), "\t\n"), "  ");
+	/* cut to the buffer */
+	assert_string_equal(ctl_row_field(out, 4, "abcdef"), "abc");
+	assert_string_equal(ctl_row_field(out, 5, "abcd"), "abcd");
+	/* never inside a UTF-8 sequence: 2, 3 and 4 byte ones */
+	assert_string_equal(ctl_row_field(out, 4, "ab\xc3\xa4"), "ab");
+	assert_string_equal(ctl_row_field(out, 5, "ab\xc3\xa4"), "ab\xc3\xa4");
+	assert_string_equal(ctl_row_field(out, 5, "a\xe2\x82\xac" "b"), "a\xe2\x82\xac");
+	assert_string_equal(ctl_row_field(out, 4, "a\xe2\x82\xac"), "a");
+	assert_string_equal(ctl_row_field(out, 5, "a\xf0\x9f\x98\x80"), "a");
+	assert_string_equal(ctl_row_field(out, 6, "a\xf0\x9f\x98\x80"), "a\xf0\x9f\x98\x80");
+	/* nothing left after the cut: still "-" */
+	assert_string_equal(ctl_row_field(out, 3, "\xe2\x82\xac"), "-");
+	/* degenerate buffers */
+	out[0] = 'x';
+	ctl_row_field(out, 1, "abc");
+	assert_int_equal(out[0], '\0');
+	assert_string_equal(ctl_row_field(out, 2, "abc"), "a");
+}
+
+static void test_peers_exchange(void **state)
+{
+	const char *args[] = { "peers" };
+	struct ctl_opt json = { "format", "json" };
+	char line[CTL_REQUEST_MAX];
+	struct ctl_request req;
+	const char *error;
+	int len;
+
+	len = ctl_request_encode(line, sizeof(line), args, 1, NULL, 0, &error);
+	assert_int_equal(len, 6);
+	assert_string_equal(line, "peers\n");
+	len = ctl_request_encode(line, sizeof(line), args, 1, &json, 1, &error);
+	assert_string_equal(line, "peers\tformat=json\n");
+	assert_int_equal(ctl_request_parse(&req, line, (size_t)len - 1, &error), 0);
+	assert_int_equal(req.n_args, 1);
+	assert_string_equal(req.args[0], "peers");
+	assert_string_equal(ctl_request_opt(&req, "format"), "json");
+
+	/* the answer: rows whose first field may start with '.' (a valid POP
+	 * id), and a last field with spaces, survive dot-stuffing */
+	check_body_roundtrip(
+		"PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tSINCE\tLAST ERROR\n"
+		".ams1\t10.20.0.2:7443\tup\t0.41\tyes\t0\t2\t3m05s\t-\n"
+		"lon1\t10.20.0.3:7443\tdown\t-\tno\t3\t0\t12s\tconnect: Connection refused\n",
+		"PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tSINCE\tLAST ERROR\n"
+		".ams1\t10.20.0.2:7443\tup\t0.41\tyes\t0\t2\t3m05s\t-\n"
+		"lon1\t10.20.0.3:7443\tdown\t-\tno\t3\t0\t12s\tconnect: Connection refused\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -556,6 +621,8 @@ int main(void)
 		cmocka_unit_test(test_response_garbage),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_valid_pop),
+		cmocka_unit_test(test_row_field),
+		cmocka_unit_test(test_peers_exchange),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,10 @@
  * format rules we rely on: HELP and TYPE before a family's samples,
  * counters ending in _total, histogram buckets cumulative up to +Inf
  * equal to _count.
+ *
+ * The link's peers are rendered from a hand-made array of
+ * struct link_peer_info (up, connecting, breaker open); a single POP's
+ * real link (link_new without peers) shows the empty case.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -27,6 +31,7 @@
 #include <event2/thread.h>
 
 #include "config.h"
+#include "link.h"
 #include "log.h"
 #include "metrics.h"
 #include "node.h"
@@ -127,7 +132,7 @@ static char *render(struct node *n, void (*fn)(struct node *, struct evbuffer *)
 
 /* ---- a strict JSON checker ---------------------------------------------- */
 
-#define JMAX 256
+#define JMAX 512
 
 struct jdoc {
 	const char *p;
@@ -488,6 +493,11 @@ static void test_json_shape(void **state)
 	assert_false(jhas(d, "listeners.4"));
 	assert_string_equal(jget(d, "peers"), "[");
 	assert_false(jhas(d, "peers.0"));
+	assert_string_equal(jget(d, "link.node"), "fra1");
+	assert_string_equal(jget(d, "link.listen"), "null");
+	assert_string_equal(jget(d, "link.peers"), "[");
+	assert_false(jhas(d, "link.peers.0"));
+	assert_string_equal(jget(d, "roaming.front.total"), "0");
 	assert_string_equal(jget(d, "anycast.state"), "not-configured");
 	assert_string_equal(jget(d, "replication"), "[");
 	free(d);
@@ -764,7 +774,10 @@ static const char *const expected_families[] = {
 	"popnode_pop3_deleted_total", "popnode_store_map_bytes", "popnode_store_used_bytes",
 	"popnode_store_users", "popnode_store_bodies", "popnode_store_pending_ops",
 	"popnode_commit_duration_seconds", "popnode_commit_ops_total", "popnode_uptime_seconds",
-	"popnode_build_info",
+	"popnode_build_info", "popnode_roaming_sessions_total", "popnode_roaming_sessions_active",
+	"popnode_roaming_failures_total", "popnode_roaming_bytes_total",
+	"popnode_tunnel_sessions_served_total", "popnode_tunnel_sessions_served_active",
+	"popnode_tunnel_refused_total", "popnode_forward_recipients_total",
 };
 
 static void test_metrics_text(void **state)
@@ -846,6 +859,351 @@ static void test_metrics_no_store(void **state)
 	free(s);
 }
 
+/* ---- the link's peers ---------------------------------------------------- */
+
+/* Three peers in the three interesting conditions; now is 1000000. */
+#define NOW 1000000
+
+static void sample_peers(struct link_peer_info p[3])
+{
+	memset(p, 0, 3 * sizeof(*p));
+	p[0].id = "ams1";
+	p[0].addr = "10.20.0.2:7443";
+	p[0].state = LINK_PEER_UP;
+	p[0].inbound = true;
+	p[0].rtt_us = 1234;
+	p[0].rtt_avg_us = 1995;		/* 1.995 ms: RTT column rounds to 2.00 */
+	p[0].connects = 3;
+	p[0].disconnects = 2;
+	p[0].streams_opened = 40;
+	p[0].streams_refused = 1;
+	p[0].streams_active = 5;
+	p[0].bytes_out = 123456789012ULL;
+	p[0].bytes_in = 42;
+	p[0].since = NOW - 185;		/* 3m05s */
+
+	p[1].id = "lon1";
+	p[1].addr = "[fd00::3]:7443";
+	p[1].state = LINK_PEER_CONNECTING;
+	p[1].rtt_us = -1;
+	p[1].rtt_avg_us = -1;
+	p[1].since = NOW - 7;
+
+	p[2].id = "par\"1\\x";		/* not a valid id, but must be escaped */
+	p[2].addr = "10.20.0.4:7443";
+	p[2].state = LINK_PEER_OPEN;
+	p[2].rtt_us = 250000;
+	p[2].rtt_avg_us = 1500000;	/* 1.5 s */
+	p[2].failures = 5;
+	p[2].since = NOW - (4 * 86400 + 3 * 3600 + 59);
+	snprintf(p[2].last_error, sizeof(p[2].last_error), "TLS:\tcert\nexpired\r\x1b[31m");
+}
+
+static char *render_buf(struct evbuffer *b)
+{
+	size_t len = evbuffer_get_length(b);
+	char *s = malloc(len + 1);
+
+	assert_non_null(s);
+	evbuffer_remove(b, s, len);
+	s[len] = '\0';
+	evbuffer_free(b);
+	assert_int_equal(strlen(s), len);
+	return s;
+}
+
+static void test_peers_rows(void **state)
+{
+	struct link_peer_info p[3];
+	struct evbuffer *b = evbuffer_new();
+	char *s;
+
+	sample_peers(p);
+	assert_non_null(b);
+	status_render_peers(b, p, 3, NOW);
+	s = render_buf(b);
+	assert_string_equal(s,
+		"PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tSINCE\tLAST ERROR\n"
+		"ams1\t10.20.0.2:7443\tup\t2.00\tyes\t0\t5\t3m05s\t-\n"
+		"lon1\t[fd00::3]:7443\tconnecting\t-\tno\t0\t0\t7s\t-\n"
+		"par\"1\\x\t10.20.0.4:7443\tbreaker-open\t-\tno\t5\t0\t4d03h\t"
+		"TLS: cert expired  [31m\n");
+	free(s);
+
+	/* other durations and RTTs, a state change not yet known */
+	p[0].since = NOW - 7260;	/* 2h01m */
+	p[1].since = 0;
+	p[0].rtt_avg_us = 4;		/* rounds to 0.00 */
+	p[2].state = LINK_PEER_UP;	/* its 1.5 s RTT is current now */
+	b = evbuffer_new();
+	assert_non_null(b);
+	status_render_peers(b, p, 3, NOW);
+	s = render_buf(b);
+	assert_non_null(strstr(s, "\nams1\t10.20.0.2:7443\tup\t0.00\tyes\t0\t5\t2h01m\t-\n"));
+	assert_non_null(strstr(s, "\nlon1\t[fd00::3]:7443\tconnecting\t-\tno\t0\t0\t-\t-\n"));
+	assert_non_null(strstr(s, "\tup\t1500.00\tno\t5\t0\t4d03h\t"));
+	free(s);
+	/* a peer gone down keeps its last smoothed RTT in the link: not shown */
+	p[0].state = LINK_PEER_DOWN;
+	p[0].rtt_avg_us = 800;
+	b = evbuffer_new();
+	assert_non_null(b);
+	status_render_peers(b, p, 1, NOW);
+	s = render_buf(b);
+	assert_non_null(strstr(s, "\nams1\t10.20.0.2:7443\tdown\t-\tyes\t"));
+	free(s);
+	/* no peers: the header alone */
+	b = evbuffer_new();
+	assert_non_null(b);
+	status_render_peers(b, NULL, 0, NOW);
+	s = render_buf(b);
+	assert_string_equal(s, "PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tSINCE\tLAST ERROR\n");
+	free(s);
+}
+
+static void test_link_json(void **state)
+{
+	struct link_peer_info p[3];
+	struct config cfg;
+	struct evbuffer *b = evbuffer_new();
+	struct jdoc *d;
+	char *s;
+
+	sample_peers(p);
+	config_defaults(&cfg);
+	snprintf(cfg.node_id, sizeof(cfg.node_id), "fra1");
+	cfg.link_listen_set = true;
+	snprintf(cfg.link_host, sizeof(cfg.link_host), "fd00:20::1");
+	cfg.link_port = 7443;
+	assert_non_null(b);
+	status_render_link_json(b, &cfg, p, 3, 0);
+	s = render_buf(b);
+	d = jparse(s);
+	assert_string_equal(jget(d, "node"), "fra1");
+	assert_string_equal(jget(d, "listen"), "[fd00:20::1]:7443");
+	assert_string_equal(jget(d, "peers.0.id"), "ams1");
+	assert_string_equal(jget(d, "peers.0.addr"), "10.20.0.2:7443");
+	assert_string_equal(jget(d, "peers.0.state"), "up");
+	assert_string_equal(jget(d, "peers.0.inbound"), "true");
+	assert_string_equal(jget(d, "peers.0.rtt_ms"), "1.234");
+	assert_string_equal(jget(d, "peers.0.rtt_avg_ms"), "1.995");
+	assert_string_equal(jget(d, "peers.0.failures"), "0");
+	assert_string_equal(jget(d, "peers.0.connects"), "3");
+	assert_string_equal(jget(d, "peers.0.disconnects"), "2");
+	assert_string_equal(jget(d, "peers.0.streams_active"), "5");
+	assert_string_equal(jget(d, "peers.0.streams_opened"), "40");
+	assert_string_equal(jget(d, "peers.0.streams_refused"), "1");
+	assert_string_equal(jget(d, "peers.0.bytes_in"), "42");
+	assert_string_equal(jget(d, "peers.0.bytes_out"), "123456789012");
+	assert_string_equal(jget(d, "peers.0.since"), "999815");
+	assert_string_equal(jget(d, "peers.0.last_error"), "null");
+	assert_string_equal(jget(d, "peers.1.state"), "connecting");
+	assert_string_equal(jget(d, "peers.1.inbound"), "false");
+	assert_string_equal(jget(d, "peers.1.rtt_ms"), "null");
+	assert_string_equal(jget(d, "peers.1.rtt_avg_ms"), "null");
+	assert_string_equal(jget(d, "peers.2.id"), "par\"1\\x");
+	assert_string_equal(jget(d, "peers.2.state"), "breaker-open");
+	assert_string_equal(jget(d, "peers.2.rtt_ms"), "250.000");
+	assert_string_equal(jget(d, "peers.2.rtt_avg_ms"), "1500.000");
+	assert_string_equal(jget(d, "peers.2.failures"), "5");
+	assert_string_equal(jget(d, "peers.2.last_error"), "TLS:\tcert\nexpired\r\x1b[31m");
+	assert_false(jhas(d, "peers.3"));
+	free(d);
+	free(s);
+
+	/* no link_listen, no peers */
+	cfg.link_listen_set = false;
+	b = evbuffer_new();
+	assert_non_null(b);
+	status_render_link_json(b, &cfg, NULL, 0, 0);
+	s = render_buf(b);
+	d = jparse(s);
+	assert_string_equal(jget(d, "listen"), "null");
+	assert_string_equal(jget(d, "peers"), "[");
+	assert_false(jhas(d, "peers.0"));
+	free(d);
+	free(s);
+}
+
+/* A single POP's real link (no peers), and the roaming counters. */
+static void test_json_link_and_roaming(void **state)
+{
+	struct fixture *f = *state;
+	struct metrics *m = &f->n.metrics;
+	struct link_peer_info *peers = (struct link_peer_info *)&peers;
+	size_t n_peers = 99;
+	struct jdoc *d;
+	char err[256];
+	char *s;
+
+	f->n.link = link_new(&f->cfg, err, sizeof(err));
+	if (f->n.link == NULL)
+		fail_msg("link_new: %s", err);
+	assert_int_equal(status_collect_peers(&f->n, &peers, &n_peers), 0);
+	assert_null(peers);
+	assert_int_equal(n_peers, 0);
+	m->roaming_total = 1;
+	m->roaming_active = 2;
+	m->roaming_failed = 3;
+	m->roaming_bytes_up = 4;
+	m->roaming_bytes_down = 5;
+	m->tunnel_served_total = 6;
+	m->tunnel_served_active = 7;
+	m->tunnel_refused = 8;
+	m->forward_rcpts = 9;
+	m->forward_failed = 10;
+	m->forward_received = 11;
+	s = render(&f->n, status_render_json);
+	link_free(&f->n.link);
+	d = jparse(s);
+	assert_string_equal(jget(d, "link.node"), "fra1");
+	assert_string_equal(jget(d, "link.listen"), "null");
+	assert_string_equal(jget(d, "link.peers"), "[");
+	assert_false(jhas(d, "link.peers.0"));
+	assert_string_equal(jget(d, "peers"), "[");
+	assert_false(jhas(d, "peers.0"));
+	assert_string_equal(jget(d, "roaming.front.total"), "1");
+	assert_string_equal(jget(d, "roaming.front.active"), "2");
+	assert_string_equal(jget(d, "roaming.front.failed"), "3");
+	assert_string_equal(jget(d, "roaming.front.bytes_up"), "4");
+	assert_string_equal(jget(d, "roaming.front.bytes_down"), "5");
+	assert_string_equal(jget(d, "roaming.home.served_total"), "6");
+	assert_string_equal(jget(d, "roaming.home.served_active"), "7");
+	assert_string_equal(jget(d, "roaming.home.refused"), "8");
+	assert_string_equal(jget(d, "roaming.forward.rcpts"), "9");
+	assert_string_equal(jget(d, "roaming.forward.failed"), "10");
+	assert_string_equal(jget(d, "roaming.forward.received"), "11");
+	free(d);
+	free(s);
+}
+
+static void test_metrics_peers(void **state)
+{
+	struct link_peer_info p[3];
+	struct evbuffer *b = evbuffer_new();
+	struct mcheck mc;
+	char *s;
+
+	sample_peers(p);
+	assert_non_null(b);
+	status_render_peers_metrics(b, p, 3);
+	s = render_buf(b);
+	check_metrics_text(s, &mc);
+	static const char *const fams[][2] = {
+		{ "popnode_link_peer_up", "gauge" },
+		{ "popnode_link_peer_state", "gauge" },
+		{ "popnode_link_rtt_seconds", "gauge" },
+		{ "popnode_link_breaker_open", "gauge" },
+		{ "popnode_link_failures", "gauge" },
+		{ "popnode_link_connects_total", "counter" },
+		{ "popnode_link_disconnects_total", "counter" },
+		{ "popnode_link_streams_active", "gauge" },
+		{ "popnode_link_streams_total", "counter" },
+		{ "popnode_link_streams_refused_total", "counter" },
+		{ "popnode_link_bytes_total", "counter" },
+	};
+	for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+		struct family *fm = mfam(&mc, fams[i][0], strlen(fams[i][0]));
+
+		if (fm == NULL)
+			fail_msg("family %s missing", fams[i][0]);
+		assert_string_equal(fm->type, fams[i][1]);
+	}
+	assert_int_equal(mc.n, sizeof(fams) / sizeof(fams[0]));
+	assert_int_equal(mfam(&mc, "popnode_link_peer_state", 23)->samples, 12);
+	assert_int_equal(mfam(&mc, "popnode_link_rtt_seconds", 24)->samples, 1);
+	assert_int_equal(mfam(&mc, "popnode_link_bytes_total", 24)->samples, 6);
+
+	assert_non_null(strstr(s, "\npopnode_link_peer_up{peer=\"ams1\"} 1\n"));
+	assert_non_null(strstr(s, "\npopnode_link_peer_up{peer=\"lon1\"} 0\n"));
+	assert_non_null(strstr(s, "\npopnode_link_peer_state{peer=\"ams1\",state=\"up\"} 1\n"));
+	assert_non_null(strstr(s, "\npopnode_link_peer_state{peer=\"ams1\",state=\"down\"} 0\n"));
+	assert_non_null(strstr(s, "\npopnode_link_peer_state{peer=\"lon1\",state=\"connecting\"} 1\n"));
+	assert_non_null(strstr(s, "\npopnode_link_peer_state{peer=\"lon1\",state=\"up\"} 0\n"));
+	assert_non_null(strstr(s, "{peer=\"par\\\"1\\\\x\",state=\"breaker-open\"} 1\n"));
+	assert_non_null(strstr(s, "\npopnode_link_rtt_seconds{peer=\"ams1\"} 0.001995\n"));
+	assert_null(strstr(s, "popnode_link_rtt_seconds{peer=\"lon1\"}"));	/* unknown */
+	assert_null(strstr(s, "popnode_link_rtt_seconds{peer=\"par"));	/* not up */
+	assert_non_null(strstr(s, "\npopnode_link_breaker_open{peer=\"ams1\"} 0\n"));
+	assert_non_null(strstr(s, "\npopnode_link_breaker_open{peer=\"par\\\"1\\\\x\"} 1\n"));
+	assert_non_null(strstr(s, "\npopnode_link_failures{peer=\"par\\\"1\\\\x\"} 5\n"));
+	assert_non_null(strstr(s, "\npopnode_link_connects_total{peer=\"ams1\"} 3\n"));
+	assert_non_null(strstr(s, "\npopnode_link_disconnects_total{peer=\"ams1\"} 2\n"));
+	assert_non_null(strstr(s, "\npopnode_link_streams_active{peer=\"ams1\"} 5\n"));
+	assert_non_null(strstr(s, "\npopnode_link_streams_total{peer=\"ams1\"} 40\n"));
+	assert_non_null(strstr(s, "\npopnode_link_streams_refused_total{peer=\"ams1\"} 1\n"));
+	assert_non_null(strstr(s, "\npopnode_link_bytes_total{peer=\"ams1\",direction=\"in\"} 42\n"));
+	assert_non_null(strstr(s, "\npopnode_link_bytes_total{peer=\"ams1\",direction=\"out\"} "
+				  "123456789012\n"));
+	free(s);
+
+	/* an RTT over a second; then no RTT current anywhere: the family is
+	 * left out, not empty */
+	p[2].state = LINK_PEER_UP;
+	b = evbuffer_new();
+	assert_non_null(b);
+	status_render_peers_metrics(b, p, 3);
+	s = render_buf(b);
+	check_metrics_text(s, &mc);
+	assert_non_null(strstr(s, "\npopnode_link_rtt_seconds{peer=\"par\\\"1\\\\x\"} 1.500000\n"));
+	free(s);
+	p[0].rtt_avg_us = -1;
+	p[2].state = LINK_PEER_DOWN;
+	b = evbuffer_new();
+	assert_non_null(b);
+	status_render_peers_metrics(b, p, 3);
+	s = render_buf(b);
+	check_metrics_text(s, &mc);
+	assert_null(strstr(s, "popnode_link_rtt_seconds"));
+	free(s);
+
+	/* no peers: nothing at all */
+	b = evbuffer_new();
+	assert_non_null(b);
+	status_render_peers_metrics(b, p, 0);
+	assert_int_equal(evbuffer_get_length(b), 0);
+	evbuffer_free(b);
+}
+
+static void test_metrics_roaming(void **state)
+{
+	struct fixture *f = *state;
+	struct metrics *m = &f->n.metrics;
+	struct mcheck mc;
+	char *s;
+
+	m->roaming_total = 21;
+	m->roaming_active = 2;
+	m->roaming_failed = 3;
+	m->roaming_bytes_up = 400;
+	m->roaming_bytes_down = 5000;
+	m->tunnel_served_total = 6;
+	m->tunnel_served_active = 1;
+	m->tunnel_refused = 8;
+	m->forward_rcpts = 9;
+	m->forward_failed = 10;
+	m->forward_received = 11;
+	s = render(&f->n, status_render_metrics);
+	check_metrics_text(s, &mc);
+	assert_non_null(strstr(s, "\n# TYPE popnode_roaming_sessions_total counter\n"));
+	assert_non_null(strstr(s, "\npopnode_roaming_sessions_total 21\n"));
+	assert_non_null(strstr(s, "\n# TYPE popnode_roaming_sessions_active gauge\n"));
+	assert_non_null(strstr(s, "\npopnode_roaming_sessions_active 2\n"));
+	assert_non_null(strstr(s, "\npopnode_roaming_failures_total 3\n"));
+	assert_non_null(strstr(s, "\npopnode_roaming_bytes_total{direction=\"up\"} 400\n"));
+	assert_non_null(strstr(s, "\npopnode_roaming_bytes_total{direction=\"down\"} 5000\n"));
+	assert_non_null(strstr(s, "\npopnode_tunnel_sessions_served_total 6\n"));
+	assert_non_null(strstr(s, "\n# TYPE popnode_tunnel_sessions_served_active gauge\n"));
+	assert_non_null(strstr(s, "\npopnode_tunnel_sessions_served_active 1\n"));
+	assert_non_null(strstr(s, "\npopnode_tunnel_refused_total 8\n"));
+	assert_non_null(strstr(s, "\npopnode_forward_recipients_total{result=\"delivered\"} 9\n"));
+	assert_non_null(strstr(s, "\npopnode_forward_recipients_total{result=\"failed\"} 10\n"));
+	assert_non_null(strstr(s, "\npopnode_forward_recipients_total{result=\"received\"} 11\n"));
+	/* a node without a link: no peer families */
+	assert_null(strstr(s, "popnode_link_"));
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -858,6 +1216,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_metrics_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_label_escaping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_no_store, setup, teardown),
+		cmocka_unit_test(test_peers_rows),
+		cmocka_unit_test(test_link_json),
+		cmocka_unit_test_setup_teardown(test_json_link_and_roaming, setup, teardown),
+		cmocka_unit_test(test_metrics_peers),
+		cmocka_unit_test_setup_teardown(test_metrics_roaming, setup, teardown),
 	};
 
 	const char *error;
