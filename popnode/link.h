@@ -51,7 +51,7 @@ struct link_stream_cbs {
 	/* Client side only: the response's headers arrived. */
 	void (*response)(void *arg, int status, const struct link_hdr *h, size_t n);
 	void (*read)(void *arg);	/* new bytes in link_stream_input() */
-	void (*drained)(void *arg);	/* output fell below LINK_OUTPUT_LOW */
+	void (*drained)(void *arg);	/* output was sent and is below LINK_OUTPUT_LOW */
 	void (*event)(void *arg, enum link_event ev);
 };
 

@@ -177,8 +177,11 @@ static void out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void
 		nghttp2_session_resume_data(s->c->h2, s->id);
 		conn_schedule(s->c);
 	}
-	if (info->n_deleted > 0 && info->orig_size >= LINK_OUTPUT_LOW &&
-	    evbuffer_get_length(b) < LINK_OUTPUT_LOW && !s->user_gone) {
+	/* Like a bufferevent's write callback: whenever bytes went out and
+	 * what is left is below the low watermark (a writer that stopped
+	 * on its own measure, e.g. COMPRESS on its plain-text buffer,
+	 * needs to hear about every such moment, not only crossings). */
+	if (info->n_deleted > 0 && evbuffer_get_length(b) < LINK_OUTPUT_LOW && !s->user_gone) {
 		s->p_drained = true;
 		stream_notify(s);
 	}
@@ -397,7 +400,11 @@ void link_stream_free(struct link_stream **sp)
 		 * and whose own end is queued finishes by itself (a server
 		 * that answered and let go); any other is stopped now. */
 		evbuffer_drain(s->in, evbuffer_get_length(s->in));
-		if (!(s->end_req && s->remote_eof && (s->provider || !s->server || s->responded)))
+		/* (nghttp2 sends RST_STREAM ahead of queued HEADERS, so
+		 * resetting a server stream that answered would lose the
+		 * answer: the client ends it once it has read it.) */
+		bool done = s->end_req && (s->remote_eof || (s->server && s->responded));
+		if (!done)
 			nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
 		conn_schedule(c);
 		return;		/* freed by on_stream_close */
