@@ -148,6 +148,8 @@ struct link_peer_info {
 	uint64_t bytes_out, bytes_in;
 	int64_t since;			/* unix time of the last state change */
 	char last_error[128];
+	uint64_t dir_lseq;		/* filled by status: the peer's directory
+					 * position applied here (dirsync.h) */
 };
 
 const char *link_peer_state_name(enum link_peer_state s);

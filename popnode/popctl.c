@@ -488,8 +488,8 @@ struct table {
 
 /* id quota used messages */
 static const struct table user_table = { 7, 1u << 1 | 1u << 3 | 1u << 4 | 1u << 5, 3 };
-/* RTT FAIL STREAMS */
-static const struct table peers_table = { 9, 1u << 3 | 1u << 5 | 1u << 6, -1 };
+/* RTT FAIL STREAMS DIR */
+static const struct table peers_table = { 10, 1u << 3 | 1u << 5 | 1u << 6 | 1u << 7, -1 };
 
 /* The rows as an aligned table: columns separated by two spaces, the
  * last one not padded. */

@@ -36,6 +36,7 @@
 
 #include "config.h"
 #include "control_proto.h"
+#include "dirsync.h"
 #include "link.h"
 #include "node.h"
 #include "status.h"
@@ -188,6 +189,8 @@ int status_collect_peers(struct node *n, struct link_peer_info **peers_r, size_t
 	if (cc.peers == NULL)
 		return -1;
 	link_peer_foreach(n->link, collect_cb, &cc);
+	for (size_t i = 0; i < cc.n; i++)
+		cc.peers[i].dir_lseq = n->dirsync != NULL ? dirsync_peer_lseq(n, cc.peers[i].id) : 0;
 	if (cc.n == 0) {
 		free(cc.peers);
 		return 0;
@@ -231,7 +234,7 @@ void status_render_peers(struct evbuffer *out, const struct link_peer_info *p, s
 {
 	char id[CONFIG_NAME_MAX], addr[96], err[sizeof(p->last_error)], rtt[32], since[32];
 
-	evbuffer_add_printf(out, "PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tSINCE\tLAST ERROR\n");
+	evbuffer_add_printf(out, "PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tDIR\tSINCE\tLAST ERROR\n");
 	for (size_t i = 0; i < n; i++) {
 		const struct link_peer_info *pi = &p[i];
 
@@ -246,11 +249,11 @@ void status_render_peers(struct evbuffer *out, const struct link_peer_info *p, s
 			snprintf(since, sizeof(since), "-");
 		else
 			human_duration(since, sizeof(since), now - pi->since);
-		evbuffer_add_printf(out, "%s\t%s\t%s\t%s\t%s\t%u\t%u\t%s\t%s\n",
+		evbuffer_add_printf(out, "%s\t%s\t%s\t%s\t%s\t%u\t%u\t%" PRIu64 "\t%s\t%s\n",
 				    ctl_row_field(id, sizeof(id), pi->id),
 				    ctl_row_field(addr, sizeof(addr), pi->addr),
 				    link_peer_state_name(pi->state), rtt, pi->inbound ? "yes" : "no",
-				    pi->failures, pi->streams_active, since,
+				    pi->failures, pi->streams_active, pi->dir_lseq, since,
 				    ctl_row_field(err, sizeof(err), pi->last_error));
 	}
 }
@@ -284,10 +287,11 @@ static void peers_json_array(struct evbuffer *out, const struct link_peer_info *
 				    ", \"disconnects\": %" PRIu64 ", \"streams_active\": %u"
 				    ", \"streams_opened\": %" PRIu64 ", \"streams_refused\": %" PRIu64
 				    ", \"bytes_in\": %" PRIu64 ", \"bytes_out\": %" PRIu64
+				    ", \"dir_lseq\": %" PRIu64
 				    ", \"since\": %" PRId64 ", \"last_error\": ",
 				    pi->failures, pi->connects, pi->disconnects, pi->streams_active,
 				    pi->streams_opened, pi->streams_refused, pi->bytes_in, pi->bytes_out,
-				    pi->since);
+				    pi->dir_lseq, pi->since);
 		if (pi->last_error[0] == '\0') {
 			evbuffer_add_printf(out, "null}");
 		} else {

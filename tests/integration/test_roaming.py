@@ -130,7 +130,17 @@ def lab():
         yield lb
     finally:
         subprocess.run([PY, LAB, "down", "--dir", d], env=env, capture_output=True, timeout=120)
+        bad = []
+        for i in (1, 2, 3):
+            try:
+                text = lb.log("pop%d" % i)
+            except OSError:
+                continue
+            for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                if mark in text:
+                    bad.append("pop%d: %s" % (i, text[text.index(mark):][:2000]))
         shutil.rmtree(tmp, ignore_errors=True)
+        assert not bad, "sanitizer reports in lab logs:\n" + "\n".join(bad)
 
 
 def deliver(lab, i, rcpt, subject, body="hello"):
@@ -147,6 +157,13 @@ def test_directory_reaches_every_pop_within_a_second(lab):
              lambda: user_homes(lab, "pop1").get("dan") == "pop1"
              and user_homes(lab, "pop2").get("dan") == "pop1", timeout=1.0, step=0.02)
     assert time.monotonic() - t0 < 1.0
+    # popctl peers shows how far each peer's directory is applied here
+    peers = json.loads(lab.popctl("pop1", "peers", "--json").stdout)["peers"]
+    assert {p["id"]: p["state"] for p in peers} == {"pop2": "up", "pop3": "up"}
+    assert [p for p in peers if p["id"] == "pop3"][0]["dir_lseq"] >= 1
+    table = lab.popctl("pop1", "peers").stdout
+    assert table.splitlines()[0].split()[:8] == ["PEER", "ADDR", "STATE", "RTT", "IN", "FAIL",
+                                                 "STREAMS", "DIR"]
     lab.popctl("pop2", "user", "del", "dan")
     wait_for("dan gone everywhere",
              lambda: all("dan" not in user_homes(lab, p) for p in ("pop1", "pop2", "pop3")),

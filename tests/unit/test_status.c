@@ -923,10 +923,10 @@ static void test_peers_rows(void **state)
 	status_render_peers(b, p, 3, NOW);
 	s = render_buf(b);
 	assert_string_equal(s,
-		"PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tSINCE\tLAST ERROR\n"
-		"ams1\t10.20.0.2:7443\tup\t2.00\tyes\t0\t5\t3m05s\t-\n"
-		"lon1\t[fd00::3]:7443\tconnecting\t-\tno\t0\t0\t7s\t-\n"
-		"par\"1\\x\t10.20.0.4:7443\tbreaker-open\t-\tno\t5\t0\t4d03h\t"
+		"PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tDIR\tSINCE\tLAST ERROR\n"
+		"ams1\t10.20.0.2:7443\tup\t2.00\tyes\t0\t5\t0\t3m05s\t-\n"
+		"lon1\t[fd00::3]:7443\tconnecting\t-\tno\t0\t0\t0\t7s\t-\n"
+		"par\"1\\x\t10.20.0.4:7443\tbreaker-open\t-\tno\t5\t0\t0\t4d03h\t"
 		"TLS: cert expired  [31m\n");
 	free(s);
 
@@ -939,9 +939,9 @@ static void test_peers_rows(void **state)
 	assert_non_null(b);
 	status_render_peers(b, p, 3, NOW);
 	s = render_buf(b);
-	assert_non_null(strstr(s, "\nams1\t10.20.0.2:7443\tup\t0.00\tyes\t0\t5\t2h01m\t-\n"));
-	assert_non_null(strstr(s, "\nlon1\t[fd00::3]:7443\tconnecting\t-\tno\t0\t0\t-\t-\n"));
-	assert_non_null(strstr(s, "\tup\t1500.00\tno\t5\t0\t4d03h\t"));
+	assert_non_null(strstr(s, "\nams1\t10.20.0.2:7443\tup\t0.00\tyes\t0\t5\t0\t2h01m\t-\n"));
+	assert_non_null(strstr(s, "\nlon1\t[fd00::3]:7443\tconnecting\t-\tno\t0\t0\t0\t-\t-\n"));
+	assert_non_null(strstr(s, "\tup\t1500.00\tno\t5\t0\t0\t4d03h\t"));
 	free(s);
 	/* a peer gone down keeps its last smoothed RTT in the link: not shown */
 	p[0].state = LINK_PEER_DOWN;
@@ -957,7 +957,7 @@ static void test_peers_rows(void **state)
 	assert_non_null(b);
 	status_render_peers(b, NULL, 0, NOW);
 	s = render_buf(b);
-	assert_string_equal(s, "PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tSINCE\tLAST ERROR\n");
+	assert_string_equal(s, "PEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tDIR\tSINCE\tLAST ERROR\n");
 	free(s);
 }
 
