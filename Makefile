@@ -66,11 +66,13 @@ integration: all
 # libFuzzer targets: each fuzz_NAME.c is built with clang against the
 # parser sources listed here, then run for FUZZ_SECONDS from its corpus.
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := lmtp pop3 config imap mime
+FUZZ_TARGETS := lmtp pop3 config imap mime dirwire
 FUZZ_lmtp_SRCS := popnode/lmtp_parse.c
 FUZZ_pop3_SRCS := imapproxy/pop3_parse.c
 FUZZ_config_SRCS := popnode/config.c popnode/log.c
 FUZZ_mime_SRCS := popnode/mime.c imapproxy/imap_body.c
+FUZZ_dirwire_SRCS := popnode/dir_wire.c popnode/directory.c
+FUZZ_dirwire_LIBS := -lcrypt -lcrypto
 FUZZ_imap_SRCS := imapproxy/imap_arena.c imapproxy/imap_utf7.c imapproxy/imap_seqset.c \
 	imapproxy/imap_date.c imapproxy/imap_reader.c imapproxy/imap_parse.c \
 	imapproxy/imap_fetch_parse.c imapproxy/imap_search_parse.c imapproxy/imap_search.c
@@ -79,7 +81,7 @@ FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 .SECONDEXPANSION:
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_$$*_SRCS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_$*_SRCS)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_$*_SRCS) $(FUZZ_$*_LIBS)
 
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
