@@ -19,9 +19,10 @@ void imap_session_start(struct node *n, struct transport *t, const struct listen
 
 /* Home side of a roaming session (tunnel.h): the front POP authenticated
  * u and relays the client over t.  Answer the client's login command
- * (tag) as a local login would, then serve as usual. */
+ * (tag) as a local login would, then serve as usual.  front_pop: the
+ * POP the client reached (for ID). */
 void imap_session_resume(struct node *n, struct transport *t, const struct listen_conf *lc,
-			 const struct store_user *u, const char *tag);
+			 const struct store_user *u, const char *tag, const char *front_pop);
 
 /* Node-wide IMAP state: the registry of selected mailboxes and the store
  * change observer that tells concurrent sessions about each other's

@@ -325,7 +325,16 @@ void imap_cmd_id(struct imap_session *s, struct imap_command *cmd)
 					       a->pairs[i].value.len));
 		}
 	}
-	imap_untagged(s, "ID (\"name\" \"popnode\" \"version\" \"%s\")", POPNODE_VERSION);
+	/* "pop": the POP the client reached; after login also the POP
+	 * that serves the mailbox (they differ for a roaming session), so a
+	 * user or the NOC can tell which POP answered. */
+	if (s->logged_in)
+		imap_untagged(s, "ID (\"name\" \"popnode\" \"version\" \"%s\" \"pop\" \"%s\" \"mailbox-pop\" \"%s\")",
+			      POPNODE_VERSION, s->front_pop[0] ? s->front_pop : s->n->cfg->node_id,
+			      s->n->cfg->node_id);
+	else
+		imap_untagged(s, "ID (\"name\" \"popnode\" \"version\" \"%s\" \"pop\" \"%s\")",
+			      POPNODE_VERSION, s->n->cfg->node_id);
 	imap_cmd_done(s, "OK", "ID completed");
 }
 

@@ -727,12 +727,13 @@ void imap_session_start(struct node *n, struct transport *t, const struct listen
 }
 
 void imap_session_resume(struct node *n, struct transport *t, const struct listen_conf *lc,
-			 const struct store_user *u, const char *tag)
+			 const struct store_user *u, const char *tag, const char *front_pop)
 {
 	struct imap_session *s = session_new(n, t, lc);
 
 	if (s == NULL)
 		return;
+	snprintf(s->front_pop, sizeof(s->front_pop), "%s", front_pop != NULL ? front_pop : "");
 	imap_session_enter(s);
 	if (s->reader == NULL) {
 		log_err("imap.oom", "peer=%s error=\"out of memory\"", t->peer);

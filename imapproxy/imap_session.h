@@ -185,6 +185,8 @@ struct imap_session {
 	struct tunnel_req *tunnel;	/* waiting for the home POP (tunnel.h) */
 	char tunnel_user[STORE_NAME_MAX];
 	char tunnel_home[STORE_POP_MAX];
+	char front_pop[STORE_POP_MAX];	/* resumed here: the POP the client
+					 * reached ("" = this one) */
 	bool logged_in;
 	uint32_t userid;
 	char username[STORE_NAME_MAX];

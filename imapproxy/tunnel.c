@@ -376,6 +376,7 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *r
 	if (strcmp(req->method, "POST") != 0 || proto == NULL || user == NULL || client == NULL ||
 	    hops == NULL || (strcmp(proto, "imap") != 0 && strcmp(proto, "pop3") != 0) ||
 	    !dir_valid_username(user) || strlen(client) >= 64 ||
+	    (via != NULL && (strlen(via) >= STORE_POP_MAX || strpbrk(via, "\" \\\r\n") != NULL)) ||
 	    (strcmp(proto, "imap") == 0 && (tag == NULL || tag[0] == '\0' || strlen(tag) > 64 ||
 					    strpbrk(tag, " \r\n") != NULL))) {
 		refuse(n, s, 400, "malformed tunnel request", user, via);
@@ -443,7 +444,7 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *r
 	if (pop3)
 		pop3_session_resume(n, t, &resumed_pop3, &u);
 	else
-		imap_session_resume(n, t, &resumed_imap, &u, tag);
+		imap_session_resume(n, t, &resumed_imap, &u, tag, via);
 }
 
 int tunnel_init(struct node *n)

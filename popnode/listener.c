@@ -105,8 +105,16 @@ int listener_bind(const struct listen_conf *lc, char *err, size_t errsz)
 	}
 	if (!lc->is_unix) {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (ss.ss_family == AF_INET6)
+		/* Bind even if the address is not (yet) on an interface: an
+		 * anycast service address comes and goes with announce and
+		 * withdraw, and start-up order must not matter. */
+		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+		if (ss.ss_family == AF_INET6) {
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+#ifdef IPV6_FREEBIND
+			setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+#endif
+		}
 	}
 	if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
 		snprintf(err, errsz, "%s: bind: %s", addr, strerror(errno));

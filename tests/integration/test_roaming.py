@@ -418,3 +418,21 @@ def test_compress_deflate_big_fetch_through_the_tunnel(lab):
         buf += d.decompress(data)
     assert body.encode() in buf
     s.close()
+
+
+def test_imap_id_names_the_pop_reached_and_the_mailbox_pop(lab):
+    s = socket.create_connection(("127.0.0.1", port(3, "imap")), timeout=10)
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(b'a ID ("name" "test")\r\n')
+    assert f.readline() == b'* ID ("name" "popnode" "version" "0.1.0" "pop" "pop3")\r\n'
+    assert f.readline().startswith(b"a OK")
+    s.sendall(b'b LOGIN carol carol-pw\r\nc ID NIL\r\nd LOGOUT\r\n')
+    lines = []
+    while not (lines and lines[-1].startswith(b"d OK")):
+        line = f.readline()
+        assert line
+        lines.append(line)
+    assert (b'* ID ("name" "popnode" "version" "0.1.0" "pop" "pop3" "mailbox-pop" "pop2")\r\n'
+            in lines)
+    s.close()
