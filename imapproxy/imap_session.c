@@ -87,6 +87,7 @@ static const struct imap_cmd_def commands[IMAP_CMD_COUNT] = {
 };
 
 static void s_process(struct imap_session *s);
+static void drain_bye(struct imap_session *s);
 
 /* ---- lifetime ------------------------------------------------------------ */
 
@@ -394,6 +395,11 @@ void imap_cmd_done(struct imap_session *s, const char *status, const char *fmt, 
 	s->cmd_flags = 0;
 	s->in_mode = IMAP_IN_COMMAND;
 	imap_command_free(&s->cmd);
+	if (s->drain_pending && imap_session_alive(s)) {
+		s->drain_pending = false;
+		drain_bye(s);
+		return;
+	}
 	/* From a callback (store, auth): go on with pipelined input.
 	 * Inside s_process (s->processing) the loop does it. */
 	s_process(s);
@@ -651,6 +657,28 @@ static void on_event(void *arg, enum transport_event ev)
 	imap_session_leave(s);
 }
 
+static void drain_bye(struct imap_session *s)
+{
+	imap_untagged(s, "BYE [UNAVAILABLE] This POP is being drained: please reconnect");
+	imap_session_close(s, "drained");
+}
+
+/* The POP is drained (drain.h): leave once the command in flight is done;
+ * an idle client (no command, or IDLE) is told at once. */
+static void on_drain(void *arg)
+{
+	struct imap_session *s = arg;
+
+	imap_session_enter(s);
+	if (imap_session_alive(s)) {
+		if (s->cmd == NULL || s->in_mode == IMAP_IN_IDLE)
+			drain_bye(s);
+		else
+			s->drain_pending = true;
+	}
+	imap_session_leave(s);
+}
+
 static void on_shutdown(void *arg)
 {
 	struct imap_session *s = arg;
@@ -704,6 +732,8 @@ void imap_session_start(struct node *n, struct transport *t, const struct listen
 
 	if (s == NULL)
 		return;
+	s->reg.drain = on_drain;	/* the client connected to this POP */
+	s->reg.client_here = true;
 	imap_session_enter(s);
 	if (s->reader == NULL) {
 		log_err("imap.oom", "peer=%s error=\"out of memory\"", t->peer);

@@ -155,6 +155,7 @@ struct imap_session {
 	bool ending;
 	bool closing;
 	bool shutdown_requested;
+	bool drain_pending;		/* BYE once the current command is done */
 	const char *end_reason;
 
 	/* input / output flow */

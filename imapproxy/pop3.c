@@ -1118,6 +1118,9 @@ void pop3_session_start(struct node *n, struct transport *t, const struct listen
 
 	if (s == NULL)
 		return;
+	/* Drain lets POP3 sessions run to their end (they are short); they
+	 * count as clients still here. */
+	s->reg.client_here = true;
 	s_enter(s);
 	if (n->stopping) {
 		reply(s, "-ERR [SYS/TEMP] server shutting down");

@@ -191,6 +191,18 @@ static void shutdown_hook(void *arg)
 	home_gone(tun, "shutdown");
 }
 
+static void drain_hook(void *arg)
+{
+	struct tunnel_req *tun = arg;
+
+	/* The client reached this POP, which is leaving the anycast
+	 * route: end the session at the home (it sees its client go) and
+	 * close the connection, so the client reconnects to another POP.
+	 * (A BYE cannot be injected here: the front does not know where
+	 * the home's responses begin and end.) */
+	home_gone(tun, "drained");
+}
+
 /* ---- front: the request ------------------------------------------------------ */
 
 static void answered(struct tunnel_req *tun, enum tunnel_result r)
@@ -237,6 +249,8 @@ static void on_response(void *arg, int status, const struct link_hdr *h, size_t 
 	tun->n->metrics.roaming_total++;
 	tun->n->metrics.roaming_active++;
 	node_session_register(tun->n, &tun->reg, tun->proto, shutdown_hook, tun);
+	tun->reg.drain = drain_hook;
+	tun->reg.client_here = true;
 	transport_set_cbs(tun->t, &client_cbs, tun);
 	transport_set_timeout(tun->t, 0);
 	transport_read_enable(tun->t, true);

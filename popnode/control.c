@@ -55,6 +55,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "drain.h"
 #include "control_proto.h"
 #include "directory.h"
 #include "link.h"
@@ -609,6 +610,7 @@ static void status_text(struct node *n, struct evbuffer *b)
 		evbuffer_add_printf(b, "peers:       %zu configured, %zu up (popctl peers)\n",
 				    n->cfg->n_peers, n_up);
 	}
+	evbuffer_add_printf(b, "drained:     %s\n", n->drained ? "yes (popctl undrain ends it)" : "no");
 	evbuffer_add_printf(b, "anycast:     not configured\n");
 }
 
@@ -664,6 +666,33 @@ static void cmd_peers(struct ctl_conn *c, const char *const *args)
 	evbuffer_free(b);
 }
 
+/* drain / undrain: set the state, answer with what is left. */
+static void drain_reply(struct ctl_conn *c, bool on)
+{
+	struct node *n = c->ctl->n;
+	char err[300], path[CONFIG_PATH_MAX + 16], body[512];
+	int len;
+
+	if (drain_set(n, on, err, sizeof(err)) < 0) {
+		reply_err(c, CTL_E_INTERNAL, err);
+		return;
+	}
+	len = snprintf(body, sizeof(body), "drained: %s\nsessions: %u\nfile: %s\n",
+		       n->drained ? "yes" : "no", drain_sessions_left(n),
+		       drain_path(n, path, sizeof(path)));
+	reply_ok(c, body, (size_t)len < sizeof(body) ? (size_t)len : sizeof(body) - 1);
+}
+
+static void cmd_drain(struct ctl_conn *c, const char *const *args)
+{
+	drain_reply(c, true);
+}
+
+static void cmd_undrain(struct ctl_conn *c, const char *const *args)
+{
+	drain_reply(c, false);
+}
+
 static void cmd_help(struct ctl_conn *c, const char *const *args);
 
 static const struct ctl_cmd commands[] = {
@@ -677,6 +706,8 @@ static const struct ctl_cmd commands[] = {
 	{ "user", "show", 1, { NULL }, false, "user show NAME", cmd_user_show },
 	{ "status", NULL, 0, { "format" }, false, "status [format=text|json]", cmd_status },
 	{ "peers", NULL, 0, { "format" }, false, "peers [format=text|json]", cmd_peers },
+	{ "drain", NULL, 0, { NULL }, false, "drain", cmd_drain },
+	{ "undrain", NULL, 0, { NULL }, false, "undrain", cmd_undrain },
 	{ "help", NULL, 0, { NULL }, false, "help", cmd_help },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

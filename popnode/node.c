@@ -12,6 +12,8 @@ void node_session_register(struct node *n, struct node_session *s, enum listen_p
 	s->proto = proto;
 	s->shutdown = shutdown;
 	s->arg = arg;
+	s->drain = NULL;
+	s->client_here = false;
 	TAILQ_INSERT_TAIL(&n->sessions, s, entry);
 	n->n_sessions++;
 }

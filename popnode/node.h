@@ -33,6 +33,10 @@ struct node_session {
 	 * unregisters itself when it is gone. */
 	void (*shutdown)(void *arg);
 	void *arg;
+	/* drain.h: asked when the POP is drained (NULL: not affected), and
+	 * whether the client connected to this POP (counted as "left"). */
+	void (*drain)(void *arg);
+	bool client_here;
 };
 TAILQ_HEAD(node_session_list, node_session);
 
@@ -46,6 +50,7 @@ struct node {
 	struct metrics metrics;
 	int64_t started;		/* unix time */
 	bool stopping;			/* SIGTERM received */
+	bool drained;			/* drain.h */
 	struct node_session_list sessions;
 	unsigned n_sessions;
 	/* users with an open POP3 maildrop (RFC 1939 exclusive lock) */

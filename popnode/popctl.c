@@ -58,6 +58,8 @@ static const char usage_text[] =
 	"  user show NAME\n"
 	"  status [--json]\n"
 	"  peers [--json]\n"
+	"  drain [--wait]       withdraw this POP; --wait: until no client is left\n"
+	"  undrain\n"
 	"  help\n"
 	"\n"
 	"options:\n"
@@ -100,6 +102,7 @@ enum {
 	O_ENABLE = 1 << 4,
 	O_DISABLE = 1 << 5,
 	O_JSON = 1 << 6,
+	O_WAIT = 1 << 7,
 };
 
 struct cmdline {
@@ -129,6 +132,8 @@ static const struct cmd cmds[] = {
 	{ "user", "show", 1, 0, "user show NAME" },
 	{ "status", NULL, 0, O_JSON, "status [--json]" },
 	{ "peers", NULL, 0, O_JSON, "peers [--json]" },
+	{ "drain", NULL, 0, O_WAIT, "drain [--wait]" },
+	{ "undrain", NULL, 0, 0, "undrain" },
 };
 #define N_CMDS (sizeof(cmds) / sizeof(cmds[0]))
 
@@ -144,6 +149,7 @@ static const struct {
 	{ "--enable", O_ENABLE, false },
 	{ "--disable", O_DISABLE, false },
 	{ "--json", O_JSON, false },
+	{ "--wait", O_WAIT, false },
 };
 
 static void parse_cmdline(const struct cmd *cmd, int argc, char **argv, struct cmdline *cl)
@@ -323,6 +329,8 @@ static void check_home_quota(const struct cmdline *cl, struct request *r)
 }
 
 /* Fill r from the command line; returns the command. */
+static bool wait_flag;
+
 static const struct cmd *build_request(int argc, char **argv, struct request *r)
 {
 	const struct cmd *cmd = NULL;
@@ -342,6 +350,7 @@ static const struct cmd *build_request(int argc, char **argv, struct request *r)
 	}
 	words = cmd->w2 != NULL ? 2 : 1;
 	parse_cmdline(cmd, argc - words, argv + words, &cl);
+	wait_flag = (cl.seen & O_WAIT) != 0;
 	memset(r, 0, sizeof(*r));
 	req_arg(r, cmd->w1);
 	if (cmd->w2 != NULL)
@@ -659,10 +668,34 @@ int main(int argc, char **argv)
 
 	fd = connect_socket(path);
 	send_all(fd, path, line, (size_t)len);
-	explicit_bzero(line, sizeof(line));
 	ctl_reader_init(&rd, 0);
 	read_answer(fd, path, &rd);
 	close(fd);
+	/* drain --wait: ask again (drain is idempotent) until no client
+	 * session is left, saying how many remain when it changes. */
+	for (long last = -1; wait_flag && rd.ok; ) {
+		const char *p = strstr(rd.body, "\nsessions: ");
+		long left = p != NULL ? strtol(p + strlen("\nsessions: "), NULL, 10) : 0;
+
+		if (left == 0) {
+			fwrite(rd.body, 1, rd.body_len, stdout);
+			puts("POP is empty");
+			ctl_reader_clear(&rd);
+			return 0;
+		}
+		if (left != last)
+			fprintf(stderr, "popctl: drained, %ld client session%s left\n", left,
+				left == 1 ? "" : "s");
+		last = left;
+		usleep(200 * 1000);
+		ctl_reader_clear(&rd);
+		fd = connect_socket(path);
+		send_all(fd, path, line, (size_t)len);
+		ctl_reader_init(&rd, 0);
+		read_answer(fd, path, &rd);
+		close(fd);
+	}
+	explicit_bzero(line, sizeof(line));
 
 	if (rd.ok) {
 		if (cmd->w2 != NULL && strcmp(cmd->w2, "list") == 0)

@@ -360,9 +360,10 @@ void status_render_json(struct node *n, struct evbuffer *out)
 	json_str(out, POPNODE_VERSION);
 	evbuffer_add_printf(out,
 			    ",\n  \"uptime_seconds\": %" PRId64 ",\n  \"started\": %" PRId64
-			    ",\n  \"dev_mode\": %s,\n  \"stopping\": %s,\n  \"sessions\": {",
+			    ",\n  \"dev_mode\": %s,\n  \"stopping\": %s,\n  \"drained\": %s"
+			    ",\n  \"sessions\": {",
 			    uptime(n), n->started, n->cfg->dev_mode ? "true" : "false",
-			    n->stopping ? "true" : "false");
+			    n->stopping ? "true" : "false", n->drained ? "true" : "false");
 	for (size_t i = 0; i < N_MAIL_PROTOS; i++) {
 		enum listen_proto p = mail_protos[i];
 

@@ -145,7 +145,7 @@ def test_peers_control_protocol(node):
         s.close()
         return data.decode()
 
-    assert ask(b"peers\n") == "ok\nPEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tSINCE\tLAST ERROR\n.\n"
+    assert ask(b"peers\n") == "ok\nPEER\tADDR\tSTATE\tRTT\tIN\tFAIL\tSTREAMS\tDIR\tSINCE\tLAST ERROR\n.\n"
     assert ask(b"peers\tformat=xml\n").startswith("err inval ")
     assert ask(b"peers\textra\n").startswith("err usage ")
     assert "peers [format=text|json]" in ask(b"help\n")
