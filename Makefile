@@ -4,7 +4,9 @@
 #   make check      unit tests (cmocka), integration tests (pytest), fuzz smoke
 #   make unit | integration | fuzz
 #   make run        start a dev node with state in ./dev
-#   make bench      benchmark table (LMTP, POP3, IMAP, memory; Dovecot side by side if installed)
+#   make bench      benchmark table (LMTP, POP3, IMAP, memory; Dovecot side by side if installed),
+#                   then the roaming table (two POPs: direct at the home POP vs through another)
+#   make bench-roaming  the roaming table alone
 #   make install    binaries, docs, example config, systemd unit under $(PREFIX)
 
 -include config.mk
@@ -59,7 +61,7 @@ unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; \
 	if [ $$fail -ne 0 ]; then echo "unit tests FAILED"; exit 1; fi
 
-integration: all
+integration: all $(INTEG_BINS)
 	POPNODE_BIN=$(CURDIR)/$(BIN)/popnode POPCTL_BIN=$(CURDIR)/$(BIN)/popctl \
 		$(PYTEST) -p no:cacheprovider -q $(PYTEST_ARGS) tests/integration
 
@@ -69,7 +71,7 @@ FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := lmtp pop3 config imap mime dirwire
 FUZZ_lmtp_SRCS := popnode/lmtp_parse.c
 FUZZ_pop3_SRCS := imapproxy/pop3_parse.c
-FUZZ_config_SRCS := popnode/config.c popnode/log.c
+FUZZ_config_SRCS := popnode/config.c popnode/log.c anycast/prefix.c
 FUZZ_mime_SRCS := popnode/mime.c imapproxy/imap_body.c
 FUZZ_dirwire_SRCS := popnode/dir_wire.c popnode/directory.c
 FUZZ_dirwire_LIBS := -lcrypt -lcrypto
@@ -101,6 +103,10 @@ run: all
 
 bench: all
 	/usr/bin/python3 tests/bench/bench.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
+	/usr/bin/python3 tests/bench/roaming.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
+
+bench-roaming: all
+	/usr/bin/python3 tests/bench/roaming.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
@@ -116,7 +122,7 @@ install: all
 clean:
 	rm -rf build $(BIN)
 
-.PHONY: all unit integration fuzz check run bench install clean
+.PHONY: all unit integration fuzz check run bench bench-roaming install clean
 .SECONDARY:
 
 -include $(LIB_OBJS:.o=.d) $(O)/popnode/main.d $(O)/popnode/popctl.d

@@ -27,6 +27,12 @@
  * address.  Whatever depends on another line (files present when the link
  * is used, a peer named like this node, link_listen clashing with a
  * listener) is config_check()'s, since lines may come in any order.
+ *
+ * The anycast directives add three value types: a prefix (anycast/prefix.h
+ * parses it; repeatable, duplicates refused in canonical form), an
+ * interface name, yes/no, and a duration in milliseconds that also takes
+ * an "ms" suffix (the health timers).  The older durations keep their
+ * whole-second syntax and messages.
  */
 #include "config.h"
 
@@ -68,9 +74,13 @@ enum dtype {
 	D_UINT,		/* plain decimal number */
 	D_SIZE,		/* number with K/M/G/T suffix */
 	D_DURATION,	/* seconds, or number with s/m/h suffix */
+	D_DURATION_MS,	/* the same, or with ms; stored in milliseconds */
+	D_BOOL,		/* yes | no */
+	D_IFNAME,	/* a network interface name */
+	D_ANYCAST,	/* repeatable; IPv4/len or IPv6/len */
 };
 
-enum fkind { F_STR, F_INT, F_UNSIGNED, F_SIZE_T, F_U64, F_NONE };
+enum fkind { F_STR, F_INT, F_UNSIGNED, F_SIZE_T, F_U64, F_BOOL, F_NONE };
 
 struct directive {
 	const char *name;
@@ -122,6 +132,23 @@ static const struct directive directives[] = {
 	NUM("link_breaker_window", D_DURATION, F_UNSIGNED, link_breaker_window, 1, 3600, "30s"),
 	NUM("link_breaker_cooloff", D_DURATION, F_UNSIGNED, link_breaker_cooloff, 1, 3600, "10s"),
 	NUM("link_max_hops", D_UINT, F_UNSIGNED, link_max_hops, 1, 16, "2"),
+	{ "anycast_address", D_ANYCAST, F_NONE, 0, 0, 0, 0, NULL },
+	STR("anycast_interface", D_IFNAME, anycast_interface, "any0"),
+	{ "anycast_create_dummy", D_BOOL, F_BOOL, FIELD(anycast_create_dummy), 0, 0, "yes" },
+	STR("bird_socket", D_PATH, bird_socket, "/run/bird/bird.ctl"),
+	NUM("health_interval", D_DURATION_MS, F_UNSIGNED, health_interval_ms, 10, 60000, "200ms"),
+	NUM("health_rise", D_UINT, F_UNSIGNED, health_rise, 1, 1000, "3"),
+	NUM("health_fall", D_UINT, F_UNSIGNED, health_fall, 1, 1000, "2"),
+	NUM("health_hold_down", D_DURATION_MS, F_UNSIGNED, health_hold_down_ms, 0, 3600000, "10s"),
+	NUM("health_min_free_disk", D_SIZE, F_U64, health_min_free_disk, 0, 1024 * TIB, "1G"),
+	NUM("health_max_loop_delay", D_DURATION_MS, F_UNSIGNED, health_max_loop_delay_ms, 10, 60000,
+	    "500ms"),
+	NUM("health_max_replication_lag", D_DURATION_MS, F_UNSIGNED, health_max_replication_lag_ms,
+	    0, 86400000, "60s"),
+	{ "health_require_peer", D_BOOL, F_BOOL, FIELD(health_require_peer), 0, 0, "no" },
+	STR("maintenance_file", D_PATH, maintenance_file, NULL),
+	NUM("heartbeat_timeout", D_DURATION_MS, F_UNSIGNED, heartbeat_timeout_ms, 100, 60000,
+	    "600ms"),
 };
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))
 
@@ -217,12 +244,23 @@ static void fmt_duration(char *buf, size_t sz, uint64_t v)
 		snprintf(buf, sz, "%llus", (unsigned long long)v);
 }
 
+/* milliseconds: "200ms", or in whole seconds/minutes/hours when exact */
+static void fmt_duration_ms(char *buf, size_t sz, uint64_t v)
+{
+	if (v % 1000 != 0)
+		snprintf(buf, sz, "%llums", (unsigned long long)v);
+	else
+		fmt_duration(buf, sz, v / 1000);
+}
+
 static void fmt_value(char *buf, size_t sz, enum dtype t, uint64_t v)
 {
 	if (t == D_SIZE)
 		fmt_size(buf, sz, v);
 	else if (t == D_DURATION)
 		fmt_duration(buf, sz, v);
+	else if (t == D_DURATION_MS)
+		fmt_duration_ms(buf, sz, v);
 	else
 		snprintf(buf, sz, "%llu", (unsigned long long)v);
 }
@@ -257,6 +295,24 @@ static int parse_number(enum dtype type, struct tok t, uint64_t *out)
 		return -2;
 	if (nd == 0)
 		return -1;
+	if (type == D_DURATION_MS) {
+		struct tok unit = { t.p + nd, t.len - (size_t)nd };
+
+		if (unit.len == 0 || tok_is(unit, "s"))
+			mul = 1000;
+		else if (tok_is(unit, "ms"))
+			mul = 1;
+		else if (tok_is(unit, "m"))
+			mul = 60000;
+		else if (tok_is(unit, "h"))
+			mul = 3600000;
+		else
+			return -1;
+		if (v > UINT64_MAX / mul)
+			return -2;
+		*out = v * mul;
+		return 0;
+	}
 	if ((size_t)nd == t.len) {
 		*out = v;
 		return 0;
@@ -655,6 +711,45 @@ static int do_peer(struct pctx *x, const struct tok *v, size_t nv)
 	return 0;
 }
 
+/* ---- anycast --------------------------------------------------------------------- */
+
+static int do_anycast(struct pctx *x, struct tok v)
+{
+	struct config *c = x->c;
+	struct anycast_prefix p;
+	char text[ANYCAST_PREFIX_TEXT], why[128];
+	struct qbuf b;
+
+	if (v.len >= sizeof(text))
+		return perr(x, "anycast_address: \"%s\" is not an IPv4 or IPv6 address", q(&b, v));
+	memcpy(text, v.p, v.len);
+	text[v.len] = '\0';
+	if (anycast_prefix_parse(text, &p, why, sizeof(why)) < 0)
+		return perr(x, "anycast_address: \"%s\": %s", q(&b, v), why);
+	for (size_t i = 0; i < c->n_anycast; i++)
+		if (anycast_prefix_equal(&c->anycast[i], &p))
+			return perr(x, "anycast_address: %s given twice", p.text);
+	if (c->n_anycast >= CONFIG_MAX_ANYCAST)
+		return perr(x, "anycast_address: more than %d addresses", CONFIG_MAX_ANYCAST);
+	c->anycast[c->n_anycast++] = p;
+	return 0;
+}
+
+/* What the kernel takes as a link name: 1-15 bytes, not "." or "..", no
+ * '/', ':' or blank.  Kept to printable ASCII here. */
+static bool valid_ifname(struct tok t)
+{
+	if (t.len < 1 || t.len >= CONFIG_IFNAME_MAX || tok_is(t, ".") || tok_is(t, ".."))
+		return false;
+	for (size_t i = 0; i < t.len; i++) {
+		unsigned char ch = (unsigned char)t.p[i];
+
+		if (ch <= ' ' || ch >= 0x7f || ch == '/' || ch == ':')
+			return false;
+	}
+	return true;
+}
+
 static int store_number(const struct directive *d, struct config *c, uint64_t v)
 {
 	void *f = (char *)c + d->off;
@@ -695,6 +790,21 @@ static int apply(struct pctx *x, const struct directive *d, const struct tok *v,
 		return do_link_listen(x, v[0]);
 	case D_PEER:
 		return do_peer(x, v, nv);
+	case D_ANYCAST:
+		return do_anycast(x, v[0]);
+	case D_IFNAME:
+		if (!valid_ifname(v[0]))
+			return perr(x, "%s: \"%s\" is not an interface name (1-15 characters, no \"/\" "
+				    "or \":\")", d->name, q(&b, v[0]));
+		return store_str(x, d->name, field, d->size, v[0]);
+	case D_BOOL: {
+		bool yes = tok_is(v[0], "yes");
+
+		if (!yes && !tok_is(v[0], "no"))
+			return perr(x, "%s: \"%s\" is not yes or no", d->name, q(&b, v[0]));
+		memcpy(field, &yes, sizeof(yes));
+		return 0;
+	}
 	case D_NODE_ID:
 		if (!valid_node_id(v[0].p, v[0].len))
 			return perr(x, "%s: \"%s\" must be 1-63 characters of a-z, 0-9 and \"-\"",
@@ -733,7 +843,8 @@ static int apply(struct pctx *x, const struct directive *d, const struct tok *v,
 	}
 	case D_UINT:
 	case D_SIZE:
-	case D_DURATION: {
+	case D_DURATION:
+	case D_DURATION_MS: {
 		char lo[32], hi[32];
 		uint64_t n;
 		int r = parse_number(d->type, v[0], &n);
@@ -742,6 +853,8 @@ static int apply(struct pctx *x, const struct directive *d, const struct tok *v,
 			const char *what = d->type == D_UINT ? "a number"
 				: d->type == D_SIZE ? "a size (a number with an optional K, M, G or T "
 						      "suffix)"
+				: d->type == D_DURATION_MS ? "a duration (seconds, or a number with an "
+							     "ms, s, m or h suffix)"
 				: "a duration (seconds, or a number with an s, m or h suffix)";
 			return perr(x, "%s: \"%s\" is not %s", d->name, q(&b, v[0]), what);
 		}
@@ -809,7 +922,8 @@ static int parse_line(struct pctx *x, const char *p, size_t len)
 			return perr(x, "%s: extra value \"%s\" (one value expected)", d->name,
 				    q(&b, t[2]));
 	}
-	if (d->type != D_LISTEN && d->type != D_DOMAIN && d->type != D_PEER) {
+	if (d->type != D_LISTEN && d->type != D_DOMAIN && d->type != D_PEER &&
+	    d->type != D_ANYCAST) {
 		if (x->seen[di] != 0)
 			return perr(x, "%s: given twice (first at line %d)", d->name, x->seen[di]);
 		x->seen[di] = x->line;
@@ -1099,6 +1213,39 @@ static int check_link(const struct config *c, char *err, size_t errsz)
 	return 0;
 }
 
+/* The anycast timers are checked even without an anycast_address, like
+ * the link's: they are what an address added later would run with.  A
+ * missing BIRD socket is not a config error but a health failure at run
+ * time (BIRD may start later). */
+static int check_anycast(const struct config *c, char *err, size_t errsz)
+{
+	char a[32], b[32];
+
+	if (c->n_anycast > CONFIG_MAX_ANYCAST) {
+		set_err(err, errsz, "too many anycast addresses");
+		return -1;
+	}
+	if (c->health_interval_ms == 0 || c->health_rise == 0 || c->health_fall == 0 ||
+	    c->health_max_loop_delay_ms == 0 || c->anycast_interface[0] == '\0') {
+		set_err(err, errsz, "health_interval, health_rise, health_fall, "
+			"health_max_loop_delay and anycast_interface must be set");
+		return -1;
+	}
+	if (c->heartbeat_timeout_ms <= c->health_interval_ms) {
+		fmt_duration_ms(a, sizeof(a), c->heartbeat_timeout_ms);
+		fmt_duration_ms(b, sizeof(b), c->health_interval_ms);
+		set_err(err, errsz, "heartbeat_timeout (%s) must be longer than health_interval "
+			"(%s): the mail process reports once per interval", a, b);
+		return -1;
+	}
+	if (strlen(c->bird_socket) > SUN_PATH_MAX) {
+		set_err(err, errsz, "bird_socket: path is longer than %zu bytes, too long for a "
+			"unix socket", SUN_PATH_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 int config_check(const struct config *c, char *err, size_t errsz)
 {
 	if (c->node_id[0] == '\0') {
@@ -1168,6 +1315,8 @@ int config_check(const struct config *c, char *err, size_t errsz)
 			"pop3_max_bad_commands must be set");
 		return -1;
 	}
+	if (check_anycast(c, err, errsz) < 0)
+		return -1;
 	return check_link(c, err, errsz);
 }
 
@@ -1265,6 +1414,19 @@ const struct peer_conf *config_peer(const struct config *c, const char *id)
 		if (strcmp(c->peers[i].id, id) == 0)
 			return &c->peers[i];
 	return NULL;
+}
+
+bool config_maintenance_file(const struct config *c, char *buf, size_t sz)
+{
+	if (sz == 0)
+		return false;
+	if (c->maintenance_file[0] != '\0') {
+		size_t n = strlen(c->maintenance_file);
+
+		snprintf(buf, sz, "%s", c->maintenance_file);
+		return n < sz;
+	}
+	return join(buf, sz, c->data_dir, "maintenance");
 }
 
 bool config_domain_is_local(const struct config *c, const char *domain, size_t len)

@@ -5,7 +5,8 @@
  *
  * File syntax (docs/config.md): one directive per line, "name value...",
  * '#' starts a comment, blank lines ignored, values separated by blanks.
- * Sizes take K/M/G suffixes (powers of 1024), durations s/m/h (default s).
+ * Sizes take K/M/G suffixes (powers of 1024), durations s/m/h (default s);
+ * the anycast health timers also take ms and are stored in milliseconds.
  */
 #ifndef POPNODE_CONFIG_H
 #define POPNODE_CONFIG_H
@@ -15,11 +16,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "prefix.h"
+
 #define CONFIG_MAX_LISTENS 32
 #define CONFIG_MAX_DOMAINS 64
 #define CONFIG_NAME_MAX 64
 #define CONFIG_PATH_MAX 256
 #define CONFIG_MAX_PEERS 64
+#define CONFIG_MAX_ANYCAST 16
+#define CONFIG_IFNAME_MAX 16	/* IFNAMSIZ: 15 characters and the NUL */
 
 enum listen_proto {
 	PROTO_LMTP,
@@ -118,6 +123,26 @@ struct config {
 	uint64_t map_size;		/* LMDB map size (16G; dev 1G) */
 	unsigned commit_batch_max;	/* ops per group commit (256) */
 
+	/* Anycast (docs/anycast.md): the service addresses the privileged
+	 * parent adds to anycast_interface while the node is healthy (BIRD
+	 * exports them) and deletes otherwise.  No anycast_address: nothing
+	 * is announced (dev mode never announces).  Times in milliseconds. */
+	struct anycast_prefix anycast[CONFIG_MAX_ANYCAST];
+	size_t n_anycast;
+	char anycast_interface[CONFIG_IFNAME_MAX];	/* "any0" */
+	bool anycast_create_dummy;		/* create it as a dummy if missing (yes) */
+	char bird_socket[CONFIG_PATH_MAX];	/* BIRD's control socket */
+	unsigned health_interval_ms;		/* between health ticks (200ms) */
+	unsigned health_rise;			/* passing ticks to announce (3) */
+	unsigned health_fall;			/* failing ticks to withdraw (2) */
+	unsigned health_hold_down_ms;		/* withdrawn at least this long (10s) */
+	uint64_t health_min_free_disk;		/* bytes on data_dir, 0 = unchecked (1G) */
+	unsigned health_max_loop_delay_ms;	/* event loop lateness (500ms) */
+	unsigned health_max_replication_lag_ms;	/* 0 = unchecked (60s) */
+	bool health_require_peer;		/* withdraw with no peer reachable (no) */
+	char maintenance_file[CONFIG_PATH_MAX];	/* "" = data_dir/maintenance */
+	unsigned heartbeat_timeout_ms;		/* mail process silent this long: stuck (600ms) */
+
 	bool dev_mode;
 };
 
@@ -143,6 +168,9 @@ const char *config_proto_name(enum listen_proto p);
 bool config_link_enabled(const struct config *c);
 /* A peer by id, NULL if there is none. */
 const struct peer_conf *config_peer(const struct config *c, const char *id);
+/* The maintenance file's path: maintenance_file, or data_dir/maintenance
+ * when it is not set.  False if it does not fit in buf (then cut). */
+bool config_maintenance_file(const struct config *c, char *buf, size_t sz);
 /* true if the domain (case-insensitive) is one of ours. */
 bool config_domain_is_local(const struct config *c, const char *domain, size_t len);
 

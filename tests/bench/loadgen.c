@@ -35,6 +35,12 @@
  *	to back.  With EXPECT (>= 0), a search whose result does not hold
  *	exactly EXPECT messages is an error.
  *
+ *   loadgen imap-noop HOST PORT USER PASS SECONDS [WARMUP]
+ *	One connection, LOGIN, then NOOP back to back, lock-step: the cost
+ *	of one command's round trip through the server (and, for a roaming
+ *	user, through the link to the home POP).  rate is NOOPs/s; p50/p99
+ *	are per NOOP.
+ *
  *   loadgen imap-idle HOST PORT USER PASS N SECONDS [NUSERS [THREADS]]
  *	Opens N connections (THREADS threads, default 32, in parallel), each
  *	LOGIN + SELECT INBOX; with NUSERS > 0, connection i logs in as
@@ -44,17 +50,18 @@
  *	close, and the JSON line.  RLIMIT_NOFILE is raised to its hard limit.
  *
  * For lmtp, pop3 and imap-body, only work completed inside the measured
- * window [WARMUP, WARMUP+SECONDS] is counted.  imap-fetch and imap-search
- * run whole runs: warm-up lasts WARMUP seconds and at least one run (the
- * first run fills the server's caches), then runs are counted until
- * SECONDS have passed, and rates are over the time those runs took.
+ * window [WARMUP, WARMUP+SECONDS] is counted.  imap-fetch, imap-search and
+ * imap-noop run whole runs (a NOOP is one run): warm-up lasts WARMUP
+ * seconds and at least one run (the first run fills the server's caches),
+ * then runs are counted until SECONDS have passed, and rates are over the
+ * time those runs took.
  * IMAP modes check every tagged response (OK counts; NO, BAD, a wrong
  * count or a broken connection is an error) and read literals by their
  * announced size.
  *
  * Output: one JSON object on one line on stdout; diagnostics go to
- * stderr.  Latencies (per LMTP transaction, per POP3 RETR, per IMAP run or
- * FETCH command) are kept in a log-linear histogram and reported as
+ * stderr.  Latencies (per LMTP transaction, per POP3 RETR, per IMAP run,
+ * FETCH command or NOOP) are kept in a log-linear histogram and reported as
  * p50/p99 in milliseconds.
  */
 #include <errno.h>
@@ -1187,9 +1194,9 @@ static void on_search(void *arg, const struct imap_resp *r)
 	}
 }
 
-/* -- imap-fetch and imap-search: whole runs, back to back -- */
+/* -- imap-fetch, imap-search and imap-noop: whole runs, back to back -- */
 
-enum imap_mode { IM_FETCH, IM_SEARCH };
+enum imap_mode { IM_FETCH, IM_SEARCH, IM_NOOP };
 
 struct imap_rep {
 	const char *host, *port, *user, *pass;
@@ -1204,12 +1211,18 @@ struct imap_rep {
 	struct imap_conn ic;
 };
 
-/* One run.  1 ok (*items: messages fetched or found), 0 failed (connection
- * usable), -1 broken. */
+/* One run.  1 ok (*items: messages fetched or found, 1 for a NOOP), 0
+ * failed (connection usable), -1 broken. */
 static int imap_run_once(struct imap_rep *p, uint64_t *items)
 {
 	int rc;
 
+	if (p->mode == IM_NOOP) {
+		rc = imap_cmd(&p->ic, "NOOP", NULL, NULL, p->err);
+		if (rc == 1)
+			*items = 1;
+		return rc;
+	}
 	if (p->mode == IM_FETCH) {
 		struct fetch_count f = { 0, 0 };
 
@@ -1330,6 +1343,7 @@ static int imap_usage(void)
 		"usage: loadgen imap-fetch HOST PORT USER PASS SECONDS [WARMUP]\n"
 		"       loadgen imap-body HOST PORT USER PASS SECONDS [WARMUP]\n"
 		"       loadgen imap-search HOST PORT USER PASS SECONDS WARMUP WORD [EXPECT]\n"
+		"       loadgen imap-noop HOST PORT USER PASS SECONDS [WARMUP]\n"
 		"       loadgen imap-idle HOST PORT USER PASS N SECONDS [NUSERS [THREADS]]\n");
 	return 2;
 }
@@ -1346,10 +1360,11 @@ static int check_userpass(const char *user, const char *pass)
 static int run_imap_rep(int argc, char **argv, enum imap_mode mode)
 {
 	static struct imap_rep p;	/* big: holds the read buffer */
-	const char *name = mode == IM_FETCH ? "imap-fetch" : "imap-search";
+	const char *name = mode == IM_FETCH ? "imap-fetch" : mode == IM_NOOP ? "imap-noop"
+		: "imap-search";
 	double rate, item_rate;
 
-	if ((mode == IM_FETCH && (argc < 7 || argc > 8)) ||
+	if ((mode != IM_SEARCH && (argc < 7 || argc > 8)) ||
 	    (mode == IM_SEARCH && (argc < 9 || argc > 10)))
 		return imap_usage();
 	p.mode = mode;
@@ -1753,6 +1768,8 @@ int main(int argc, char **argv)
 		return run_imap_rep(argc, argv, IM_FETCH);
 	if (argc >= 2 && strcmp(argv[1], "imap-search") == 0)
 		return run_imap_rep(argc, argv, IM_SEARCH);
+	if (argc >= 2 && strcmp(argv[1], "imap-noop") == 0)
+		return run_imap_rep(argc, argv, IM_NOOP);
 	if (argc >= 2 && strcmp(argv[1], "imap-body") == 0)
 		return run_imap_body(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "imap-idle") == 0)

@@ -1,8 +1,9 @@
 /*
  * test_config.c - the config parser and check: every directive good and
  * bad, the exact "FILE:LINE: reason" of each error, the shipped example,
- * dev mode, the cross-directive checks, the link directives, and that the
- * defaults in docs/config.md are the ones the table applies.
+ * dev mode, the cross-directive checks, the link directives, the anycast
+ * and health directives, and that the defaults in docs/config.md are the
+ * ones the table applies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "log.h"
@@ -105,6 +109,21 @@ static void test_defaults(void **state)
 	assert_int_equal(c.link_breaker_window, 30);
 	assert_int_equal(c.link_breaker_cooloff, 10);
 	assert_int_equal(c.link_max_hops, 2);
+	/* anycast: no address, the health timers at their defaults */
+	assert_int_equal(c.n_anycast, 0);
+	assert_string_equal(c.anycast_interface, "any0");
+	assert_true(c.anycast_create_dummy);
+	assert_string_equal(c.bird_socket, "/run/bird/bird.ctl");
+	assert_int_equal(c.health_interval_ms, 200);
+	assert_int_equal(c.health_rise, 3);
+	assert_int_equal(c.health_fall, 2);
+	assert_int_equal(c.health_hold_down_ms, 10000);
+	assert_true(c.health_min_free_disk == 1024ULL * 1024 * 1024);
+	assert_int_equal(c.health_max_loop_delay_ms, 500);
+	assert_int_equal(c.health_max_replication_lag_ms, 60000);
+	assert_false(c.health_require_peer);
+	assert_string_equal(c.maintenance_file, "");
+	assert_int_equal(c.heartbeat_timeout_ms, 600);
 	/* defaults alone lack node_id, data_dir and listeners */
 	assert_int_equal(config_check(&c, err, sizeof(err)), -1);
 }
@@ -367,6 +386,104 @@ static void test_link_good(void **state)
 	assert_parse_err(buf, "t.conf:65: peer: more than 64 peers");
 }
 
+static void test_anycast_good(void **state)
+{
+	assert_parse_ok("anycast_address 192.0.2.53/32\n"
+			"anycast_address 2001:DB8:0::53/128   # canonical form stored\n"
+			"anycast_address 198.51.100.7\n"
+			"anycast_address 2001:db8:1::1\n"
+			"anycast_address 203.0.113.9/24\n"
+			"anycast_interface lo\n"
+			"anycast_create_dummy no\n"
+			"bird_socket /run/bird/pop1.ctl\n"
+			"health_interval 50ms\n"
+			"health_rise 5\n"
+			"health_fall 1\n"
+			"health_hold_down 0\n"
+			"health_min_free_disk 512M\n"
+			"health_max_loop_delay 2s\n"
+			"health_max_replication_lag 5m\n"
+			"health_require_peer yes\n"
+			"maintenance_file /etc/popnode/maintenance\n"
+			"heartbeat_timeout 1500ms\n");
+	assert_int_equal(c.n_anycast, 5);
+	assert_int_equal(c.anycast[0].family, AF_INET);
+	assert_int_equal(c.anycast[0].plen, 32);
+	assert_memory_equal(c.anycast[0].addr, "\xc0\x00\x02\x35", 4);
+	assert_string_equal(c.anycast[0].text, "192.0.2.53/32");
+	assert_int_equal(c.anycast[1].family, AF_INET6);
+	assert_int_equal(c.anycast[1].plen, 128);
+	assert_string_equal(c.anycast[1].text, "2001:db8::53/128");
+	assert_int_equal(c.anycast[1].addr[15], 0x53);
+	/* a bare address is a host prefix */
+	assert_string_equal(c.anycast[2].text, "198.51.100.7/32");
+	assert_string_equal(c.anycast[3].text, "2001:db8:1::1/128");
+	/* host bits are kept: the address is added as ADDR/LEN */
+	assert_string_equal(c.anycast[4].text, "203.0.113.9/24");
+	assert_string_equal(c.anycast_interface, "lo");
+	assert_false(c.anycast_create_dummy);
+	assert_string_equal(c.bird_socket, "/run/bird/pop1.ctl");
+	assert_int_equal(c.health_interval_ms, 50);
+	assert_int_equal(c.health_rise, 5);
+	assert_int_equal(c.health_fall, 1);
+	assert_int_equal(c.health_hold_down_ms, 0);
+	assert_true(c.health_min_free_disk == 512ULL * 1024 * 1024);
+	assert_int_equal(c.health_max_loop_delay_ms, 2000);
+	assert_int_equal(c.health_max_replication_lag_ms, 300000);
+	assert_true(c.health_require_peer);
+	assert_string_equal(c.maintenance_file, "/etc/popnode/maintenance");
+	assert_int_equal(c.heartbeat_timeout_ms, 1500);
+
+	/* the duration-in-ms type: ms, s, m, h, and a bare number of seconds */
+	assert_parse_ok("health_interval 1s\nhealth_hold_down 1h\nhealth_max_loop_delay 10ms\n"
+			"health_max_replication_lag 0\nheartbeat_timeout 1m\n");
+	assert_int_equal(c.health_interval_ms, 1000);
+	assert_int_equal(c.health_hold_down_ms, 3600000);
+	assert_int_equal(c.health_max_loop_delay_ms, 10);
+	assert_int_equal(c.health_max_replication_lag_ms, 0);
+	assert_int_equal(c.heartbeat_timeout_ms, 60000);
+	assert_parse_ok("health_interval 2\nhealth_hold_down 30\nhealth_require_peer no\n"
+			"anycast_create_dummy yes\nanycast_interface eth0.100\n");
+	assert_int_equal(c.health_interval_ms, 2000);
+	assert_int_equal(c.health_hold_down_ms, 30000);
+	assert_false(c.health_require_peer);
+	assert_true(c.anycast_create_dummy);
+	assert_string_equal(c.anycast_interface, "eth0.100");
+	/* 15 characters is the longest interface name */
+	assert_parse_ok("anycast_interface abcdefghijklmno\n");
+	assert_string_equal(c.anycast_interface, "abcdefghijklmno");
+
+	/* 16 addresses fit, the 17th does not */
+	char buf[CONFIG_MAX_ANYCAST * 40 + 64];
+	size_t n = 0;
+	for (int i = 0; i < CONFIG_MAX_ANYCAST; i++)
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "anycast_address 192.0.2.%d/32\n",
+				      i + 1);
+	assert_parse_ok(buf);
+	assert_int_equal(c.n_anycast, CONFIG_MAX_ANYCAST);
+	snprintf(buf + n, sizeof(buf) - n, "anycast_address 2001:db8::99/128\n");
+	assert_parse_err(buf, "t.conf:17: anycast_address: more than 16 addresses");
+}
+
+static void test_maintenance_file(void **state)
+{
+	char buf[CONFIG_PATH_MAX + 16];
+
+	assert_parse_ok("data_dir /var/lib/popnode\n");
+	assert_true(config_maintenance_file(&c, buf, sizeof(buf)));
+	assert_string_equal(buf, "/var/lib/popnode/maintenance");
+	assert_parse_ok("data_dir /var/lib/popnode\nmaintenance_file /etc/popnode/drain\n");
+	assert_true(config_maintenance_file(&c, buf, sizeof(buf)));
+	assert_string_equal(buf, "/etc/popnode/drain");
+	/* too small a buffer: cut, and said so */
+	assert_false(config_maintenance_file(&c, buf, 8));
+	assert_string_equal(buf, "/etc/po");
+	assert_false(config_maintenance_file(&c, buf, 0));
+	config_dev(&c, "/tmp/devnode");
+	assert_true(config_maintenance_file(&c, buf, sizeof(buf)));
+	assert_string_equal(buf, "/tmp/devnode/maintenance");
+}
+
 static void test_syntax(void **state)
 {
 	/* comments, blank lines, tabs, CRLF, no final newline */
@@ -600,6 +717,140 @@ static const struct bad bad_configs[] = {
 	  "t.conf:1: link_breaker_cooloff: \"2h\" is out of range (1s..1h)" },
 	{ "link_max_hops 0\n", "t.conf:1: link_max_hops: \"0\" is out of range (1..16)" },
 	{ "link_max_hops 17\n", "t.conf:1: link_max_hops: \"17\" is out of range (1..16)" },
+	/* anycast and health */
+	{ "anycast_address\n", "t.conf:1: anycast_address: missing value" },
+	{ "anycast_address 192.0.2.53/32 2001:db8::53/128\n",
+	  "t.conf:1: anycast_address: extra value \"2001:db8::53/128\" (one value expected)" },
+	{ "anycast_address 192.0.2.53/33\n",
+	  "t.conf:1: anycast_address: \"192.0.2.53/33\": the prefix length must be a number from 1 "
+	  "to 32" },
+	{ "anycast_address 192.0.2.53/0\n",
+	  "t.conf:1: anycast_address: \"192.0.2.53/0\": the prefix length must be a number from 1 "
+	  "to 32" },
+	{ "anycast_address 192.0.2.53/032\n",
+	  "t.conf:1: anycast_address: \"192.0.2.53/032\": the prefix length must be a number from 1 "
+	  "to 32" },
+	{ "anycast_address 192.0.2.53/\n",
+	  "t.conf:1: anycast_address: \"192.0.2.53/\": the prefix length must be a number from 1 "
+	  "to 32" },
+	{ "anycast_address 2001:db8::53/129\n",
+	  "t.conf:1: anycast_address: \"2001:db8::53/129\": the prefix length must be a number from "
+	  "1 to 128" },
+	{ "anycast_address 2001:db8::53/+64\n",
+	  "t.conf:1: anycast_address: \"2001:db8::53/+64\": the prefix length must be a number from "
+	  "1 to 128" },
+	{ "anycast_address mail.isp.example/32\n",
+	  "t.conf:1: anycast_address: \"mail.isp.example/32\": not a numeric IPv4 address (dotted "
+	  "quad, as in 192.0.2.53/32)" },
+	{ "anycast_address 192.0.2/32\n",
+	  "t.conf:1: anycast_address: \"192.0.2/32\": not a numeric IPv4 address (dotted quad, as "
+	  "in 192.0.2.53/32)" },
+	{ "anycast_address [2001:db8::53]/128\n",
+	  "t.conf:1: anycast_address: \"[2001:db8::53]/128\": not a numeric IPv6 address" },
+	{ "anycast_address 2001:db8:::53/128\n",
+	  "t.conf:1: anycast_address: \"2001:db8:::53/128\": not a numeric IPv6 address" },
+	{ "anycast_address /32\n",
+	  "t.conf:1: anycast_address: \"/32\": not an IPv4 or IPv6 address" },
+	{ "anycast_address 0.0.0.0/32\n",
+	  "t.conf:1: anycast_address: \"0.0.0.0/32\": 0.0.0.0/8 is not a usable address" },
+	{ "anycast_address 127.0.0.53/32\n",
+	  "t.conf:1: anycast_address: \"127.0.0.53/32\": a loopback address cannot be a service "
+	  "address" },
+	{ "anycast_address 224.0.0.53/32\n",
+	  "t.conf:1: anycast_address: \"224.0.0.53/32\": a multicast address cannot be a service "
+	  "address" },
+	{ "anycast_address 255.255.255.255\n",
+	  "t.conf:1: anycast_address: \"255.255.255.255\": the broadcast address cannot be a "
+	  "service address" },
+	{ "anycast_address 169.254.1.1/32\n",
+	  "t.conf:1: anycast_address: \"169.254.1.1/32\": a link-local address (169.254.0.0/16) "
+	  "cannot be a service address" },
+	{ "anycast_address ::/128\n", "t.conf:1: anycast_address: \"::/128\": :: is not a usable "
+				      "address" },
+	{ "anycast_address ::1/128\n",
+	  "t.conf:1: anycast_address: \"::1/128\": a loopback address cannot be a service address" },
+	{ "anycast_address ff02::53/128\n",
+	  "t.conf:1: anycast_address: \"ff02::53/128\": a multicast address cannot be a service "
+	  "address" },
+	{ "anycast_address fe80::53/128\n",
+	  "t.conf:1: anycast_address: \"fe80::53/128\": a link-local address (fe80::/10) cannot be "
+	  "a service address" },
+	{ "anycast_address ::ffff:192.0.2.53/128\n",
+	  "t.conf:1: anycast_address: \"::ffff:192.0.2.53/128\": an IPv4-mapped IPv6 address cannot "
+	  "be a service address; write the IPv4 address" },
+	{ "anycast_address 2001:0db8:0000:0000:0000:0000:0000:0053:0053/128\n",
+	  "t.conf:1: anycast_address: \"2001:0db8:0000:0000:0000:0000:0000:0053:0053/128\": not a "
+	  "numeric IPv6 address" },
+	/* longer than any prefix can be (63 bytes) */
+	{ "anycast_address 2001:0db8:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0053/128\n",
+	  "t.conf:1: anycast_address: \"2001:0db8:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:"
+	  "0053...\" is not an IPv4 or IPv6 address" },
+	{ "anycast_address 192.0.2.53/32\n# x\nanycast_address 192.0.2.53\n",
+	  "t.conf:3: anycast_address: 192.0.2.53/32 given twice" },
+	{ "anycast_address 2001:db8::53/128\nanycast_address 2001:DB8:0:0::53/128\n",
+	  "t.conf:2: anycast_address: 2001:db8::53/128 given twice" },
+	{ "anycast_interface any0/1\n",
+	  "t.conf:1: anycast_interface: \"any0/1\" is not an interface name (1-15 characters, no "
+	  "\"/\" or \":\")" },
+	{ "anycast_interface eth0:1\n",
+	  "t.conf:1: anycast_interface: \"eth0:1\" is not an interface name (1-15 characters, no "
+	  "\"/\" or \":\")" },
+	{ "anycast_interface abcdefghijklmnop\n",
+	  "t.conf:1: anycast_interface: \"abcdefghijklmnop\" is not an interface name (1-15 "
+	  "characters, no \"/\" or \":\")" },
+	{ "anycast_interface ..\n",
+	  "t.conf:1: anycast_interface: \"..\" is not an interface name (1-15 characters, no \"/\" "
+	  "or \":\")" },
+	{ "anycast_interface \xc3\xa9th0\n",
+	  "t.conf:1: anycast_interface: \"??th0\" is not an interface name (1-15 characters, no "
+	  "\"/\" or \":\")" },
+	{ "anycast_create_dummy true\n",
+	  "t.conf:1: anycast_create_dummy: \"true\" is not yes or no" },
+	{ "health_require_peer YES\n", "t.conf:1: health_require_peer: \"YES\" is not yes or no" },
+	{ "bird_socket bird.ctl\n", "t.conf:1: bird_socket: \"bird.ctl\" is not an absolute path" },
+	{ "maintenance_file maintenance\n",
+	  "t.conf:1: maintenance_file: \"maintenance\" is not an absolute path" },
+	{ "health_interval 5ms\n",
+	  "t.conf:1: health_interval: \"5ms\" is out of range (10ms..1m)" },
+	{ "health_interval 61s\n",
+	  "t.conf:1: health_interval: \"61s\" is out of range (10ms..1m)" },
+	{ "health_interval 200MS\n",
+	  "t.conf:1: health_interval: \"200MS\" is not a duration (seconds, or a number with an ms, "
+	  "s, m or h suffix)" },
+	{ "health_interval 200us\n",
+	  "t.conf:1: health_interval: \"200us\" is not a duration (seconds, or a number with an ms, "
+	  "s, m or h suffix)" },
+	{ "health_interval ms\n",
+	  "t.conf:1: health_interval: \"ms\" is not a duration (seconds, or a number with an ms, s, "
+	  "m or h suffix)" },
+	{ "health_interval 0.5s\n",
+	  "t.conf:1: health_interval: \"0.5s\" is not a duration (seconds, or a number with an ms, "
+	  "s, m or h suffix)" },
+	{ "health_hold_down 99999999999999999999h\n",
+	  "t.conf:1: health_hold_down: \"99999999999999999999h\" is out of range (0s..1h)" },
+	{ "health_hold_down 18446744073709551h\n",
+	  "t.conf:1: health_hold_down: \"18446744073709551h\" is out of range (0s..1h)" },
+	{ "health_hold_down 3600001ms\n",
+	  "t.conf:1: health_hold_down: \"3600001ms\" is out of range (0s..1h)" },
+	{ "health_rise 0\n", "t.conf:1: health_rise: \"0\" is out of range (1..1000)" },
+	{ "health_fall 1001\n", "t.conf:1: health_fall: \"1001\" is out of range (1..1000)" },
+	{ "health_fall 2s\n", "t.conf:1: health_fall: \"2s\" is not a number" },
+	{ "health_min_free_disk 1GB\n",
+	  "t.conf:1: health_min_free_disk: \"1GB\" is not a size (a number with an optional K, M, G "
+	  "or T suffix)" },
+	{ "health_max_loop_delay 9ms\n",
+	  "t.conf:1: health_max_loop_delay: \"9ms\" is out of range (10ms..1m)" },
+	{ "health_max_replication_lag 25h\n",
+	  "t.conf:1: health_max_replication_lag: \"25h\" is out of range (0s..24h)" },
+	{ "heartbeat_timeout 99ms\n",
+	  "t.conf:1: heartbeat_timeout: \"99ms\" is out of range (100ms..1m)" },
+	{ "heartbeat_timeout 1500us\n",
+	  "t.conf:1: heartbeat_timeout: \"1500us\" is not a duration (seconds, or a number with an "
+	  "ms, s, m or h suffix)" },
+	/* the older durations do not take ms */
+	{ "idle_timeout 100ms\n",
+	  "t.conf:1: idle_timeout: \"100ms\" is not a duration (seconds, or a number with an s, m "
+	  "or h suffix)" },
 	/* the line itself */
 	{ "node_id a\nnode_\001id b\n", "t.conf:2: control character 0x01 in line" },
 	{ "a b c d e f g h i\n", "t.conf:1: too many values on one line (at most 8 words)" },
@@ -643,6 +894,12 @@ static void test_every_directive_arity(void **state)
 		{ "link_ping_interval", "2s" }, { "link_timeout", "5" },
 		{ "link_breaker_failures", "3" }, { "link_breaker_window", "1m" },
 		{ "link_breaker_cooloff", "20s" }, { "link_max_hops", "3" },
+		{ "anycast_interface", "lo" }, { "anycast_create_dummy", "no" },
+		{ "bird_socket", "/b.ctl" }, { "health_interval", "100ms" }, { "health_rise", "2" },
+		{ "health_fall", "3" }, { "health_hold_down", "5s" },
+		{ "health_min_free_disk", "2G" }, { "health_max_loop_delay", "1s" },
+		{ "health_max_replication_lag", "2m" }, { "health_require_peer", "yes" },
+		{ "maintenance_file", "/m" }, { "heartbeat_timeout", "2s" },
 	};
 	char conf[256], want[256];
 
@@ -783,6 +1040,10 @@ static void test_example_config(void **state)
 	assert_true(c.link_listen_set);
 	assert_true(c.n_peers >= 2);
 	assert_string_not_equal(c.link_cert, "");
+	/* and it announces the service addresses */
+	assert_int_equal(c.n_anycast, 2);
+	assert_string_equal(c.anycast[0].text, "192.0.2.53/32");
+	assert_string_equal(c.anycast[1].text, "2001:db8::53/128");
 }
 
 /* ---- dev mode --------------------------------------------------------------------- */
@@ -834,6 +1095,8 @@ static void test_dev(void **state)
 	assert_false(c.link_listen_set);
 	assert_int_equal(c.n_peers, 0);
 	assert_string_equal(c.link_cert, "");
+	/* nor anycast: a dev node announces nothing */
+	assert_int_equal(c.n_anycast, 0);
 
 	/* a dir too long for a unix socket path is refused by the check */
 	char dir[200];
@@ -1048,6 +1311,42 @@ static void test_check_link(void **state)
 				 "and link_max_hops must be set");
 }
 
+static void test_check_anycast(void **state)
+{
+	/* addresses need nothing else: no BIRD socket is checked for, since a
+	 * BIRD that is not (yet) running is a health failure, not a config
+	 * error */
+	assert_int_equal(parse_checked("listen pop3s 0.0.0.0:995\n"
+				       "anycast_address 192.0.2.53/32\n"
+				       "anycast_address 2001:db8::53/128\n"
+				       "bird_socket /nonexistent/bird.ctl\n"), 0);
+	assert_int_equal(c.n_anycast, 2);
+
+	/* the mail process reports once per health_interval */
+	assert_int_equal(parse_checked("listen pop3s 0.0.0.0:995\nhealth_interval 600ms\n"), -1);
+	assert_string_equal(err, "heartbeat_timeout (600ms) must be longer than health_interval "
+				 "(600ms): the mail process reports once per interval");
+	assert_int_equal(parse_checked("listen pop3s 0.0.0.0:995\nhealth_interval 1s\n"
+				       "heartbeat_timeout 800ms\n"), -1);
+	assert_string_equal(err, "heartbeat_timeout (800ms) must be longer than health_interval "
+				 "(1s): the mail process reports once per interval");
+	assert_int_equal(parse_checked("listen pop3s 0.0.0.0:995\nhealth_interval 1s\n"
+				       "heartbeat_timeout 3s\n"), 0);
+
+	assert_int_equal(parse_checked("listen pop3s 0.0.0.0:995\nbird_socket /aaaaaaaaaaaaaaaaaaa"
+				       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+				       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.ctl\n"), -1);
+	assert_string_equal(err, "bird_socket: path is longer than 107 bytes, too long for a unix "
+				 "socket");
+
+	/* built by hand: zero timers are refused */
+	assert_int_equal(parse_checked("listen pop3s 0.0.0.0:995\n"), 0);
+	c.health_rise = 0;
+	assert_int_equal(config_check(&c, err, sizeof(err)), -1);
+	assert_string_equal(err, "health_interval, health_rise, health_fall, health_max_loop_delay "
+				 "and anycast_interface must be set");
+}
+
 /* Every row of the "Directives at a glance" table in docs/config.md whose
  * default is written as `VALUE`: parsing "NAME VALUE" over the defaults
  * changes nothing, i.e. the page and the table in config.c agree.  Every
@@ -1062,7 +1361,11 @@ static void test_doc_defaults(void **state)
 		"auth_fail_window", "idle_timeout", "pop3_max_bad_commands", "default_quota",
 		"map_size", "commit_batch_max", "link_listen", "link_ca", "link_cert", "link_key",
 		"peer", "link_ping_interval", "link_timeout", "link_breaker_failures",
-		"link_breaker_window", "link_breaker_cooloff", "link_max_hops",
+		"link_breaker_window", "link_breaker_cooloff", "link_max_hops", "anycast_address",
+		"anycast_interface", "anycast_create_dummy", "bird_socket", "health_interval",
+		"health_rise", "health_fall", "health_hold_down", "health_min_free_disk",
+		"health_max_loop_delay", "health_max_replication_lag", "health_require_peer",
+		"maintenance_file", "heartbeat_timeout",
 	};
 	static struct config defaults;
 	bool seen[sizeof(names) / sizeof(names[0])] = { false };
@@ -1119,7 +1422,7 @@ static void test_doc_defaults(void **state)
 		assert_true(seen[i]);
 	}
 	/* every directive with a default was checked */
-	assert_int_equal(checked, 23);
+	assert_int_equal(checked, 35);
 }
 
 static void test_proto_names(void **state)
@@ -1144,6 +1447,8 @@ int main(void)
 		cmocka_unit_test(test_domains),
 		cmocka_unit_test(test_listen_good),
 		cmocka_unit_test(test_link_good),
+		cmocka_unit_test(test_anycast_good),
+		cmocka_unit_test(test_maintenance_file),
 		cmocka_unit_test(test_syntax),
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_every_directive_arity),
@@ -1157,6 +1462,7 @@ int main(void)
 		cmocka_unit_test(test_check_ok),
 		cmocka_unit_test(test_check_errors),
 		cmocka_unit_test(test_check_link),
+		cmocka_unit_test(test_check_anycast),
 		cmocka_unit_test(test_doc_defaults),
 		cmocka_unit_test(test_proto_names),
 	};
