@@ -500,6 +500,8 @@ void store_stats(struct store *st, struct store_stats *s_r)
 	}
 	pthread_mutex_lock(&st->mu);
 	s_r->commits = st->commits;
+	s_r->commit_failures = st->commit_failures;
+	s_r->last_commit_failed = st->last_commit_failed;
 	s_r->ops = st->ops;
 	s_r->pending = st->pending;
 	pthread_mutex_unlock(&st->mu);

@@ -563,6 +563,8 @@ struct store_stats {
 	uint64_t commits;		/* group commits since open */
 	uint64_t ops;			/* ops committed since open */
 	unsigned pending;		/* ops queued or in flight now */
+	uint64_t commit_failures;	/* group commits that failed since open */
+	bool last_commit_failed;	/* the latest one failed: not writable */
 };
 void store_stats(struct store *st, struct store_stats *s_r);
 

@@ -352,6 +352,8 @@ struct store {
 	bool stopping;
 	unsigned inject_failures;
 	uint64_t commits, ops;
+	uint64_t commit_failures;	/* batches whose commit failed */
+	bool last_commit_failed;	/* the latest batch's commit failed */
 	unsigned pending;		/* submitted, callback not yet run */
 
 	/* loop thread only (or the thread in store_close) */

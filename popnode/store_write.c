@@ -593,6 +593,10 @@ void *store_writer_main(void *arg)
 		if (b->committed) {
 			st->commits++;
 			st->ops += b->n;
+			st->last_commit_failed = false;
+		} else if (b->mdb_rc != 0) {
+			st->commit_failures++;
+			st->last_commit_failed = true;
 		}
 		STAILQ_INSERT_TAIL(&st->done, b, entry);
 		pthread_mutex_unlock(&st->mu);
