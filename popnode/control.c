@@ -611,7 +611,16 @@ static void status_text(struct node *n, struct evbuffer *b)
 				    n->cfg->n_peers, n_up);
 	}
 	evbuffer_add_printf(b, "drained:     %s\n", n->drained ? "yes (popctl undrain ends it)" : "no");
-	evbuffer_add_printf(b, "anycast:     not configured\n");
+	if (n->cfg->n_anycast == 0)
+		evbuffer_add_printf(b, "anycast:     not configured\n");
+	else if (!n->anycast_known)
+		evbuffer_add_printf(b, "anycast:     %s\n", n->anycast_supervised
+				    ? "waiting for the supervisor" : "not supervised (no announcement)");
+	else
+		evbuffer_add_printf(b, "anycast:     %s on %s (%zu prefixes), BIRD %s: %s\n",
+				    n->anycast_announced ? "announced" : "withdrawn",
+				    n->cfg->anycast_interface, n->cfg->n_anycast,
+				    n->bird_up ? "up" : "down", n->anycast_reason);
 }
 
 static void cmd_status(struct ctl_conn *c, const char *const *args)

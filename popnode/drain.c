@@ -14,7 +14,7 @@
 
 const char *drain_path(const struct node *n, char *buf, size_t sz)
 {
-	snprintf(buf, sz, "%s/maintenance", n->cfg->data_dir);
+	config_maintenance_file(n->cfg, buf, sz);
 	return buf;
 }
 

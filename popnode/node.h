@@ -20,6 +20,7 @@ struct workq;
 struct imap_registry;
 struct link;
 struct dirsync;
+struct heartbeat;
 struct tunnel_stats;
 
 #define POPNODE_VERSION "0.1.0"
@@ -51,6 +52,13 @@ struct node {
 	int64_t started;		/* unix time */
 	bool stopping;			/* SIGTERM received */
 	bool drained;			/* drain.h */
+	/* anycast: under a supervisor (heartbeat.h), its last word */
+	struct heartbeat *heartbeat;
+	bool anycast_supervised;
+	bool anycast_known;		/* a state line arrived */
+	bool anycast_announced;
+	bool bird_up;
+	char anycast_reason[256];
 	struct node_session_list sessions;
 	unsigned n_sessions;
 	/* users with an open POP3 maildrop (RFC 1939 exclusive lock) */

@@ -324,6 +324,31 @@ void status_render_link_json(struct evbuffer *out, const struct config *cfg,
 	evbuffer_add_printf(out, "\n%*s}", indent, "");
 }
 
+/* "anycast": what the supervisor last said (heartbeat.h). */
+static void anycast_json(struct evbuffer *out, const struct node *n)
+{
+	const struct config *c = n->cfg;
+
+	evbuffer_add_printf(out, "  \"anycast\": {\"configured\": %s, \"interface\": ",
+			    c->n_anycast > 0 ? "true" : "false");
+	json_str(out, c->anycast_interface);
+	evbuffer_add_printf(out, ", \"prefixes\": [");
+	for (size_t i = 0; i < c->n_anycast; i++) {
+		if (i > 0)
+			evbuffer_add_printf(out, ", ");
+		json_str(out, c->anycast[i].text);
+	}
+	evbuffer_add_printf(out, "], \"supervised\": %s, \"state\": ",
+			    n->anycast_supervised ? "true" : "false");
+	json_str(out, c->n_anycast == 0 ? "not-configured"
+		 : !n->anycast_known ? "unknown"
+		 : n->anycast_announced ? "announced" : "withdrawn");
+	evbuffer_add_printf(out, ", \"bird_up\": %s, \"reason\": ",
+			    n->anycast_known && n->bird_up ? "true" : "false");
+	json_str(out, n->anycast_reason);
+	evbuffer_add_printf(out, ", \"drained\": %s},\n", n->drained ? "true" : "false");
+}
+
 static void roaming_json(struct evbuffer *out, const struct metrics *m)
 {
 	evbuffer_add_printf(out,
@@ -423,12 +448,12 @@ void status_render_json(struct node *n, struct evbuffer *out)
 	status_render_link_json(out, n->cfg, peers, n_peers, 2);
 	evbuffer_add_printf(out, ",\n");
 	roaming_json(out, m);
+	anycast_json(out, n);
 	evbuffer_add_printf(out, "  \"peers\": ");
 	peers_json_array(out, peers, n_peers, 2);
 	free(peers);
 	evbuffer_add_printf(out,
 			    ",\n"
-			    "  \"anycast\": {\"state\": \"not-configured\"},\n"
 			    "  \"replication\": []\n"
 			    "}\n");
 }
@@ -701,6 +726,16 @@ void status_render_metrics(struct node *n, struct evbuffer *out)
 	sample(out, "popnode_commit_ops_total", m->commit_ops);
 
 	roaming_metrics(out, m);
+	if (n->cfg->n_anycast > 0) {
+		family(out, "popnode_anycast_announced", "gauge",
+		       "1 while the supervisor has the service addresses announced.");
+		sample(out, "popnode_anycast_announced", n->anycast_announced ? 1 : 0);
+		family(out, "popnode_bird_up", "gauge",
+		       "1 while BIRD's control socket answers the supervisor.");
+		sample(out, "popnode_bird_up", n->bird_up ? 1 : 0);
+	}
+	family(out, "popnode_drained", "gauge", "1 while the POP is drained (popctl drain).");
+	sample(out, "popnode_drained", n->drained ? 1 : 0);
 	/* Out of memory: leave the peer families out rather than the rest. */
 	if (status_collect_peers(n, &peers, &n_peers) == 0) {
 		status_render_peers_metrics(out, peers, n_peers);
