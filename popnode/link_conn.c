@@ -236,26 +236,46 @@ static struct link_stream *stream_new(struct link_conn *c, bool server)
 	return s;
 }
 
+/* DATA without copying: say how much to send (NO_COPY); send_data_cb
+ * then moves those bytes from the stream's output to the connection's,
+ * chain by chain, behind the frame header. */
 static ssize_t data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
 			    uint32_t *flags, nghttp2_data_source *src, void *user)
 {
 	struct link_stream *s = src->ptr;
-	int n;
+	size_t have;
 
 	if (s == NULL || (s->user_gone && !s->end_req))
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	n = evbuffer_remove(s->out, buf, len);
-	if (n < 0)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	if (evbuffer_get_length(s->out) == 0 && s->end_req) {
+	have = evbuffer_get_length(s->out);
+	if (have > len)
+		have = len;
+	if (have == evbuffer_get_length(s->out) && s->end_req)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
-		return n;
-	}
-	if (n == 0) {
+	else if (have == 0) {
 		s->deferred = true;
 		return NGHTTP2_ERR_DEFERRED;
 	}
-	return n;
+	if (have > 0)
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+	return (ssize_t)have;
+}
+
+static int send_data_cb(nghttp2_session *h2, nghttp2_frame *frame, const uint8_t *framehd,
+			size_t length, nghttp2_data_source *src, void *user)
+{
+	struct link_conn *c = user;
+	struct link_stream *s = src->ptr;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (frame->data.padlen > 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;	/* we never pad */
+	if (evbuffer_add(out, framehd, 9) != 0 ||
+	    evbuffer_remove_buffer(s->out, out, length) != (int)length)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (c->peer != NULL)
+		link_peer_count(c->peer, 0, 9 + length);
+	return 0;
 }
 
 static void fill_nv(nghttp2_nv *nv, const char *name, const char *value)
@@ -827,6 +847,7 @@ static int start_h2(struct link_conn *c)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
 	nghttp2_session_callbacks_set_data_source_read_length_callback(cb, data_length);
+	nghttp2_session_callbacks_set_send_data_callback(cb, send_data_cb);
 	rv = c->outbound ? nghttp2_session_client_new2(&c->h2, cb, c, opt)
 			 : nghttp2_session_server_new2(&c->h2, cb, c, opt);
 	nghttp2_session_callbacks_del(cb);
