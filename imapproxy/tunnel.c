@@ -39,8 +39,8 @@
 #include "transport.h"
 #include "transport_link.h"
 #include "tunnel.h"
+#include "tunnel_private.h"
 
-#define TUNNEL_PATH "/v1/tunnel"
 
 struct tunnel_req {
 	struct node *n;
@@ -419,7 +419,17 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *r
 		return;
 	}
 	if (strcmp(u.home, n->cfg->node_id) != 0) {
-		refuse(n, s, 421, "user is not homed here", user, via);
+		/* Our directory says the home is elsewhere: pass the session
+		 * on, one hop further, if that POP is reachable from here. */
+		unsigned next = (unsigned)atoi(hops) + 1;
+
+		if (next > n->cfg->link_max_hops) {
+			refuse(n, s, 508, "hop limit reached", user, via);
+			return;
+		}
+		if (tunnel_relay(n, s, req, user, u.home, next) < 0)
+			refuse(n, s, 421, "user is not homed here and the home is unreachable from here",
+			       user, via);
 		return;
 	}
 	if (pop3 && node_user_locked(n, u.id)) {

@@ -436,3 +436,46 @@ def test_imap_id_names_the_pop_reached_and_the_mailbox_pop(lab):
     assert (b'* ID ("name" "popnode" "version" "0.1.0" "pop" "pop3" "mailbox-pop" "pop2")\r\n'
             in lines)
     s.close()
+
+
+def curl_tunnel(lab, to, user, hops, body=b"b LOGOUT\r\n", as_pop="pop3"):
+    """A tunnel request made by hand with curl over HTTP/2 and mutual TLS,
+    presenting as_pop's cluster certificate (as that POP would)."""
+    certs = os.path.join(lab.dir, "certs")
+    r = subprocess.run(
+        ["curl", "-s", "--http2", "--max-time", "10",
+         "--cert", os.path.join(certs, as_pop + ".pem"),
+         "--key", os.path.join(certs, as_pop + ".key"),
+         "--cacert", os.path.join(certs, "ca.pem"),
+         "--resolve", "%s:%d:127.0.0.1" % (to, port(int(to[3:]), "link")),
+         "https://%s:%d/v1/tunnel" % (to, port(int(to[3:]), "link")),
+         "-H", "x-popnode-proto: imap", "-H", "x-popnode-user: " + user,
+         "-H", "x-popnode-client: 127.0.0.1:5555", "-H", "x-popnode-tls: no",
+         "-H", "x-popnode-hops: %d" % hops, "-H", "x-popnode-via: " + as_pop,
+         "-H", "x-popnode-tag: a1", "--data-binary", "@-", "-D", "-"],
+        input=body, capture_output=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_a_pop_whose_directory_says_elsewhere_relays_with_a_hop_limit(lab):
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    # demo's home is pop1; asking pop2 makes pop2 pass it on (hops 2)
+    out = curl_tunnel(lab, "pop2", "demo", 1)
+    assert out.startswith(b"HTTP/2 200"), out
+    assert b"a1 OK [CAPABILITY IMAP4rev1" in out and b"b OK LOGOUT" in out
+    assert "event=tunnel.relay user=demo home=pop1" in lab.log("pop2")
+    assert "event=tunnel.serve user=demo via=pop3" in lab.log("pop1")
+    # at the hop limit (link_max_hops 2) a further hop is refused: no loop
+    out = curl_tunnel(lab, "pop2", "demo", 2)
+    assert out.startswith(b"HTTP/2 508"), out
+    assert b"x-popnode-error: hop limit reached" in out
+    # the home itself serves at any hop count within the limit
+    out = curl_tunnel(lab, "pop1", "demo", 2)
+    assert out.startswith(b"HTTP/2 200"), out
+    # malformed requests get a clear refusal
+    out = curl_tunnel(lab, "pop1", "no such user!", 1)
+    assert out.startswith(b"HTTP/2 400"), out
+    out = curl_tunnel(lab, "pop1", "nobody", 1)
+    assert out.startswith(b"HTTP/2 404"), out
