@@ -48,9 +48,34 @@ $(BIN)/popctl: $(O)/popnode/popctl.o $(LIB)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# deploy/nfqdelay: the lab's packet-delay tool (NFQUEUE).  Part of "all"
+# only where configure found libnetfilter_queue (HAVE_NFQ=1 in config.mk).
+ifeq ($(HAVE_NFQ),1)
+all: $(BIN)/nfqdelay
+endif
+
+nfqdelay: $(BIN)/nfqdelay
+
+$(BIN)/nfqdelay: deploy/nfqdelay/nfqdelay.c config.mk
+ifneq ($(HAVE_NFQ),1)
+	@echo "nfqdelay needs libnetfilter_queue (Debian libnetfilter-queue-dev), which" \
+		"configure did not find: ./configure --install-deps" >&2; exit 1
+endif
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(NFQ_CFLAGS) $(LDFLAGS) -o $@ $< $(NFQ_LIBS)
+
+.PHONY: nfqdelay
+
 build/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) $(INC) -o $@ $< $(LIB) $(LDFLAGS) $(LIBS) $(CMOCKA_LIBS)
+
+# Helper programs the integration tests drive (tests/integration/*.c).
+INTEG_BINS := build/integration/anycast_addr_probe
+
+build/integration/%: tests/integration/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(INC) -o $@ $< $(LIB) $(LDFLAGS) $(LIBS)
 
 # ---- tests ---------------------------------------------------------------
 
