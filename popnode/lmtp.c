@@ -6,13 +6,22 @@
  * Flow: greeting, LHLO, then transactions MAIL / RCPT... / DATA.  Each
  * RCPT is checked at once against the directory (domain local, user
  * known, enabled, not over quota).  After the final dot the message goes
- * to store_deliver() once for all accepted recipients (the body is stored
- * once, with its MIME structure from one mime_parse() pass, which IMAP
- * serves ENVELOPE and BODYSTRUCTURE from); the store calls back when the
- * group commit is durable, and only then do we send one reply per
- * accepted recipient, in RCPT order.
+ * to store_deliver() once for all accepted local recipients (the body is
+ * stored once, with its MIME structure from one mime_parse() pass, which
+ * IMAP serves ENVELOPE and BODYSTRUCTURE from); the store calls back when
+ * the group commit is durable.
  *
- * Phases:  COMMANDS --DATA--> DATA --final dot--> DELIVERING --commit--> COMMANDS
+ * Recipients homed at another POP (forward.h): RCPT accepts them only
+ * while the home is reachable over the link (else 451 4.4.1 at once);
+ * after the final dot they are forwarded, one request per home (split
+ * past FORWARD_RCPTS_MAX recipients or the header budget), alongside the
+ * local commit.  Each home answers per recipient once its own commit is
+ * durable; a home that fails or stays silent makes its recipients 451
+ * 4.4.1.  Only when every part (local commit, each forward) has answered
+ * do we send one reply per accepted recipient, in RCPT order.  The body
+ * stays in the DATA reader until then: the forwards read it in place.
+ *
+ * Phases:  COMMANDS --DATA--> DATA --final dot--> DELIVERING --all answered--> COMMANDS
  *
  * Input handling (PIPELINING): every complete line in the input buffer is
  * handled in order; DATA bytes go through the resumable reader in
@@ -22,17 +31,21 @@
  * TRANSPORT_OUTPUT_HIGH bytes reading stops until the drained callback.
  *
  * Lifetime rule: the session is freed in exactly two places, the
- * transport event callback (EOF, error, timeout, closed) and the delivery
- * callback.  If the client goes away while a delivery is in flight, the
- * transport is freed at once but the session lives on, marked dead, until
- * the store's callback (the commit still happens: the message is durable,
- * the client just never hears about it, and the MTA will retry - a
- * duplicate at worst, never a loss).  Anything that calls into the
- * transport's close is the last thing its caller does.
+ * transport event callback (EOF, error, timeout, closed) and the end of
+ * a delivery (part_done, when the last part answered).  If the client
+ * goes away while a delivery is in flight, the transport is freed at
+ * once and the forwards are cancelled, but the session lives on, marked
+ * dead, until the store's callback (the commit still happens: the
+ * message is durable, the client just never hears about it, and the MTA
+ * will retry - a duplicate at worst, never a loss; a cancelled forward
+ * may likewise have been committed at its home).  Anything that calls
+ * into the transport's close is the last thing its caller does.
  *
  * Shutdown (node_session hook): an idle session gets "421 4.3.2" and is
- * closed; one inside DATA or waiting for a commit finishes that
- * transaction, sends its replies, then says 421 and closes.
+ * closed; one inside DATA or waiting for a commit or a forward finishes
+ * that transaction (forwards get at most LMTP_FORWARD_SHUTDOWN_WAIT more
+ * seconds, within the node's shutdown grace), sends its replies, then
+ * says 421 and closes.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,8 +57,11 @@
 
 #include "config.h"
 #include "directory.h"
+#include "forward.h"
+#include "link.h"
 #include "lmtp.h"
 #include "lmtp_parse.h"
+#include "lmtp_prefix.h"
 #include "log.h"
 #include "metrics.h"
 #include "mime.h"
@@ -61,13 +77,14 @@
  * (CRLF included) must always be accepted, whatever the config says. */
 #define LMTP_MIN_CMD_LINE 510
 #define LMTP_MIN_TEXT_LINE 998
-/* "Return-Path: <...>\r\nDelivered-To: <...>\r\n" */
-#define LMTP_PREFIX_MAX (2 * LMTP_ADDR_MAX + 64)
+/* Seconds a forward may still take once the node is stopping (below the
+ * node's shutdown grace). */
+#define LMTP_FORWARD_SHUTDOWN_WAIT 20
 
 enum phase {
 	PH_COMMANDS,
 	PH_DATA,	/* reading the message after 354 */
-	PH_DELIVERING,	/* store_deliver() in flight */
+	PH_DELIVERING,	/* store_deliver() and/or forwards in flight */
 };
 
 /* What a step of input handling asks the loop to do next. */
@@ -80,13 +97,27 @@ enum act {
 struct rcpt {
 	char addr[LMTP_ADDR_MAX + 1];	/* as received, for replies and Delivered-To */
 	char user[STORE_NAME_MAX];
+	char home[STORE_POP_MAX];	/* "" here; else the POP it is forwarded to */
 	size_t slot;			/* index in the delivery (duplicates share one) */
 };
 
 struct slot_result {
-	int result;
+	int result;			/* local: STORE_* */
 	uint32_t uid;
 	size_t size;			/* prefix + body */
+	struct forward_result fwd;	/* remote: the reply to give */
+};
+
+struct lmtp_session;
+
+/* One forward request: some remote slots with the same home. */
+struct fwd_part {
+	struct lmtp_session *s;
+	struct forward_req *req;	/* NULL once answered or cancelled */
+	char home[STORE_POP_MAX];
+	size_t rcpt[FORWARD_RCPTS_MAX];	/* first rcpt of each slot it carries */
+	size_t n;
+	size_t hdr_bytes;
 };
 
 struct lmtp_session {
@@ -105,8 +136,8 @@ struct lmtp_session {
 	bool closing;			/* close_after_flush called */
 	bool stopping;			/* node shutdown: 421 after this transaction */
 	bool dead;			/* client gone while a delivery is in flight */
-	bool in_store_call;		/* inside store_deliver() */
-	bool store_done_early;		/* ... and its callback already ran */
+	bool in_data_end;		/* starting the parts: data_end() finishes */
+	unsigned pending;		/* parts (local commit, forwards) not answered */
 	unsigned bad_commands;
 
 	/* transaction */
@@ -118,6 +149,10 @@ struct lmtp_session {
 	size_t cap_rcpts;
 	size_t n_slots;
 	struct slot_result *results;	/* n_slots, during a delivery */
+	size_t *local_slots;		/* store_deliver's rcpts[k] is slot local_slots[k] */
+	size_t n_local;
+	struct fwd_part *parts;		/* forwards of this delivery */
+	size_t n_parts;
 	struct lmtp_data *data;
 
 	char *line;			/* max_line + 2 */
@@ -157,6 +192,20 @@ static void reply(struct lmtp_session *s, const char *fmt, ...)
 
 /* ---- lifetime --------------------------------------------------------- */
 
+/* Forget the delivery's parts; a forward still open is cancelled (only
+ * when the client went away: otherwise every part has answered). */
+static void parts_free(struct lmtp_session *s)
+{
+	for (size_t i = 0; i < s->n_parts; i++)
+		forward_cancel(&s->parts[i].req);
+	free(s->parts);
+	s->parts = NULL;
+	s->n_parts = 0;
+	free(s->local_slots);
+	s->local_slots = NULL;
+	s->n_local = 0;
+}
+
 static void txn_reset(struct lmtp_session *s)
 {
 	s->have_mail = false;
@@ -164,6 +213,7 @@ static void txn_reset(struct lmtp_session *s)
 	s->sender_log[0] = '\0';
 	s->n_rcpts = 0;
 	s->n_slots = 0;
+	parts_free(s);
 	free(s->results);
 	s->results = NULL;
 	if (s->data != NULL)
@@ -175,6 +225,7 @@ static void lmtp_destroy(struct lmtp_session *s, const char *reason)
 	log_debug("lmtp.close", "session=%llu reason=%s", s->id, reason);
 	node_session_unregister(s->n, &s->reg);
 	transport_free(&s->t);
+	parts_free(s);
 	lmtp_data_free(&s->data);
 	free(s->results);
 	free(s->rcpts);
@@ -263,6 +314,7 @@ static enum act cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *c)
 	struct store_user u;
 	struct rcpt *r;
 	char user[STORE_NAME_MAX];
+	bool remote;
 	int err;
 
 	if (!s->have_mail)
@@ -302,10 +354,15 @@ static enum act cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *c)
 		return ACT_CONTINUE;
 	}
 	/* Mail for a user homed at another POP belongs there; storing it
-	 * here would hide it from them.  Until it can be forwarded over the
-	 * link it stays queued at the MTA. */
-	if (u.home[0] != '\0' && strcmp(u.home, s->cfg->node_id) != 0) {
-		reply(s, "451 4.4.0 <%s> mailbox is homed at another POP, try later", a->addr);
+	 * here would hide it from them.  It is forwarded after DATA, so
+	 * accept it only while the home can be asked: otherwise it stays
+	 * queued at the MTA, which retries. */
+	remote = u.home[0] != '\0' && strcmp(u.home, s->cfg->node_id) != 0;
+	if (remote && !link_peer_usable(s->n->link, u.home)) {
+		s->n->metrics.forward_failed++;
+		log_info("lmtp.forward_unreachable", "session=%llu user=%s home=%s", s->id, user,
+			 u.home);
+		reply(s, "451 4.4.1 <%s> home POP %s unreachable, try later", a->addr, u.home);
 		return ACT_CONTINUE;
 	}
 
@@ -323,6 +380,7 @@ static enum act cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *c)
 	r = &s->rcpts[s->n_rcpts];
 	memcpy(r->addr, a->addr, a->addr_len + 1);
 	memcpy(r->user, user, sizeof(r->user));
+	snprintf(r->home, sizeof(r->home), "%s", remote ? u.home : "");
 	/* The same mailbox twice (user@a, USER@b): stored once, both told. */
 	r->slot = s->n_slots;
 	for (size_t i = 0; i < s->n_rcpts; i++) {
@@ -459,78 +517,73 @@ static enum act read_line(struct lmtp_session *s, struct evbuffer *in)
 
 /* ---- DATA and delivery -------------------------------------------------- */
 
-static const char *result_name(int result)
+static void deliver_reply_local(struct lmtp_session *s, const struct rcpt *r,
+				const struct slot_result *res)
 {
-	switch (result) {
-	case STORE_OK: return "ok";
-	case STORE_QUOTA: return "quota";
-	case STORE_NOTFOUND: return "notfound";
-	case STORE_DISABLED: return "disabled";
-	case STORE_FULL: return "store_full";
-	case STORE_SHUTDOWN: return "shutdown";
-	default: return "io";
+	struct metrics *m = &s->n->metrics;
+	struct lmtp_store_reply rep;
+
+	lmtp_store_reply(res->result, res->uid, &rep);
+	reply(s, "%u %s <%s> %s", rep.code, rep.enh, r->addr, rep.text);
+	if (res->result == STORE_OK) {
+		m->deliveries++;
+		m->delivery_bytes += res->size;
+	} else {
+		m->delivery_failures++;
 	}
+	log_msg(res->result == STORE_OK ? LOG_LVL_INFO : LOG_LVL_WARN, "lmtp.deliver",
+		"session=%llu user=%s uid=%u size=%zu result=%s from=%s%s", s->id, r->user,
+		res->uid, res->size, lmtp_result_name(res->result), s->sender_log,
+		s->dead ? " client=gone" : "");
 }
 
-/* The commit is back (or the delivery failed): one reply per recipient. */
-static enum act deliver_finish(struct lmtp_session *s)
+static void deliver_reply_remote(struct lmtp_session *s, const struct rcpt *r,
+				 const struct forward_result *f, size_t size)
 {
 	struct metrics *m = &s->n->metrics;
 
+	reply(s, "%u %s <%s> %s", f->code, f->enh, r->addr, f->text);
+	if (f->code == 250) {
+		m->forward_rcpts++;
+	} else {
+		m->delivery_failures++;
+		if (f->link_failed && !s->dead)
+			m->forward_failed++;	/* answered 451 4.4.1 */
+	}
+	log_msg(f->code == 250 ? LOG_LVL_INFO : LOG_LVL_WARN, "lmtp.forward",
+		"session=%llu user=%s home=%s size=%zu code=%u enh=%s result=%s from=%s%s", s->id,
+		r->user, r->home, size, f->code, f->enh,
+		f->code == 250 ? "ok" : f->link_failed ? "unreachable" : "refused", s->sender_log,
+		s->dead ? " client=gone" : "");
+}
+
+/* Every part is back: one reply per recipient, in RCPT order. */
+static enum act deliver_finish(struct lmtp_session *s)
+{
 	s->phase = PH_COMMANDS;
 	for (size_t i = 0; i < s->n_rcpts; i++) {
 		const struct rcpt *r = &s->rcpts[i];
 		const struct slot_result *res = &s->results[r->slot];
 
-		switch (res->result) {
-		case STORE_OK:
-			reply(s, "250 2.0.0 <%s> Saved as uid %u", r->addr, res->uid);
-			break;
-		case STORE_QUOTA:
-			reply(s, "452 4.2.2 <%s> mailbox full", r->addr);
-			break;
-		case STORE_NOTFOUND:
-			reply(s, "550 5.1.1 <%s> no such user", r->addr);
-			break;
-		case STORE_DISABLED:
-			reply(s, "550 5.2.1 <%s> mailbox disabled", r->addr);
-			break;
-		default:
-			reply(s, "451 4.3.0 <%s> temporary store failure", r->addr);
-			break;
-		}
-		if (res->result == STORE_OK) {
-			m->deliveries++;
-			m->delivery_bytes += res->size;
-		} else {
-			m->delivery_failures++;
-		}
-		log_msg(res->result == STORE_OK ? LOG_LVL_INFO : LOG_LVL_WARN, "lmtp.deliver",
-			"session=%llu user=%s uid=%u size=%zu result=%s from=%s%s", s->id, r->user,
-			res->uid, res->size, result_name(res->result), s->sender_log,
-			s->dead ? " client=gone" : "");
+		if (r->home[0] != '\0')
+			deliver_reply_remote(s, r, &res->fwd, res->size);
+		else
+			deliver_reply_local(s, r, res);
 	}
 	if (s->dead) {
 		lmtp_destroy(s, "client_gone");
-		return ACT_NEED_MORE; /* not reached by callers: see deliver_cb */
+		return ACT_NEED_MORE; /* not reached by callers: see part_done */
 	}
 	return txn_end(s);
 }
 
-static void deliver_cb(const struct store_rcpt *rcpts, size_t n, void *arg)
+/* A part (the local commit, a forward) answered. */
+static void part_done(struct lmtp_session *s)
 {
-	struct lmtp_session *s = arg;
 	enum act act;
 
-	for (size_t i = 0; i < s->n_slots; i++) {
-		s->results[i].result = i < n ? rcpts[i].result : STORE_IO;
-		s->results[i].uid = i < n && rcpts[i].result == STORE_OK ? rcpts[i].uid : 0;
-	}
-	if (s->in_store_call) {
-		/* Called from inside store_deliver(): finish there. */
-		s->store_done_early = true;
-		return;
-	}
+	if (--s->pending > 0 || s->in_data_end)
+		return;	/* more to come, or data_end() finishes */
 	if (s->dead) {
 		deliver_finish(s); /* frees s */
 		return;
@@ -543,6 +596,54 @@ static void deliver_cb(const struct store_rcpt *rcpts, size_t n, void *arg)
 	if (!s->out_blocked)
 		set_reading(s, true);
 	lmtp_process(s);
+}
+
+static void deliver_cb(const struct store_rcpt *rcpts, size_t n, void *arg)
+{
+	struct lmtp_session *s = arg;
+
+	for (size_t k = 0; k < s->n_local; k++) {
+		struct slot_result *res = &s->results[s->local_slots[k]];
+
+		res->result = k < n ? rcpts[k].result : STORE_IO;
+		res->uid = k < n && rcpts[k].result == STORE_OK ? rcpts[k].uid : 0;
+	}
+	part_done(s);
+}
+
+static void forward_done(void *arg, const struct forward_result *res, size_t n)
+{
+	struct fwd_part *p = arg;
+	struct lmtp_session *s = p->s;
+
+	p->req = NULL;	/* freed by forward.c after we return */
+	for (size_t j = 0; j < p->n; j++) {
+		struct forward_result *f = &s->results[s->rcpts[p->rcpt[j]].slot].fwd;
+
+		if (j < n)
+			*f = res[j];
+		else
+			forward_unreachable(f, p->home);
+	}
+	part_done(s);
+}
+
+/* The client went away while forwards were in flight: stop them. */
+static void cancel_forwards(struct lmtp_session *s)
+{
+	for (size_t i = 0; i < s->n_parts; i++) {
+		struct fwd_part *p = &s->parts[i];
+
+		if (p->req == NULL)
+			continue;
+		forward_cancel(&p->req);
+		for (size_t j = 0; j < p->n; j++) {
+			struct forward_result *f = &s->results[s->rcpts[p->rcpt[j]].slot].fwd;
+
+			forward_unreachable(f, p->home);
+		}
+		s->pending--;
+	}
 }
 
 /* Answer every recipient with the same reply (message refused whole). */
@@ -561,16 +662,129 @@ static enum act refuse_all(struct lmtp_session *s, const char *code_enh, const c
 	return txn_end(s);
 }
 
+/* Group the remote slots by home into parts of at most FORWARD_RCPTS_MAX
+ * (and max_recipients) recipients within the header budget, RCPT order
+ * kept within each.  s->parts has room for one part per remote slot. */
+static void plan_forwards(struct lmtp_session *s, size_t body_len)
+{
+	size_t limit = s->cfg->max_recipients < FORWARD_RCPTS_MAX ? s->cfg->max_recipients
+								  : FORWARD_RCPTS_MAX;
+	size_t next_slot = 0;
+
+	for (size_t i = 0; i < s->n_rcpts; i++) {
+		const struct rcpt *r = &s->rcpts[i];
+		size_t bytes, k;
+
+		if (r->slot != next_slot)
+			continue; /* a duplicate: its slot is already placed */
+		next_slot++;
+		if (r->home[0] == '\0')
+			continue;
+		s->results[r->slot].size = body_len;	/* for the log */
+		bytes = forward_rcpt_hdr_bytes(r->user, r->addr);
+		for (k = 0; k < s->n_parts; k++) {
+			const struct fwd_part *p = &s->parts[k];
+
+			if (strcmp(p->home, r->home) == 0 && p->n < limit &&
+			    p->hdr_bytes + bytes <= FORWARD_RCPT_BYTES_MAX)
+				break;
+		}
+		if (k == s->n_parts) {
+			s->parts[k].s = s;
+			memcpy(s->parts[k].home, r->home, sizeof(r->home));
+			s->n_parts++;
+		}
+		s->parts[k].rcpt[s->parts[k].n++] = i;
+		s->parts[k].hdr_bytes += bytes;
+	}
+}
+
+static void start_forwards(struct lmtp_session *s, const char *body, size_t body_len,
+			   int64_t now)
+{
+	for (size_t i = 0; i < s->n_parts; i++) {
+		struct fwd_part *p = &s->parts[i];
+		struct forward_rcpt fr[FORWARD_RCPTS_MAX];
+
+		for (size_t j = 0; j < p->n; j++)
+			fr[j] = (struct forward_rcpt){ s->rcpts[p->rcpt[j]].user,
+						       s->rcpts[p->rcpt[j]].addr };
+		p->req = forward_start(s->n, p->home, s->sender, fr, p->n, body, body_len, now,
+				       forward_done, p);
+		if (p->req != NULL) {
+			s->pending++;
+			if (s->stopping)
+				forward_hurry(p->req, LMTP_FORWARD_SHUTDOWN_WAIT);
+			continue;
+		}
+		log_warn("lmtp.forward_unreachable", "session=%llu home=%s rcpts=%zu", s->id,
+			 p->home, p->n);
+		for (size_t j = 0; j < p->n; j++)
+			forward_unreachable(&s->results[s->rcpts[p->rcpt[j]].slot].fwd, p->home);
+	}
+}
+
+/* store_deliver() for the local slots; sr and prefixes have room for
+ * n_local. */
+static void start_local(struct lmtp_session *s, const char *body, size_t body_len, int64_t now,
+			struct store_rcpt *sr, char *prefixes)
+{
+	struct store_delivery d;
+	uint8_t *meta = NULL;
+	size_t meta_len = 0;
+
+	for (size_t i = 0, k = 0, next_slot = 0; i < s->n_rcpts; i++) {
+		const struct rcpt *r = &s->rcpts[i];
+		char *pfx = prefixes + k * LMTP_PREFIX_MAX;
+		int plen;
+
+		if (r->slot != next_slot)
+			continue; /* a duplicate: the first address names the slot */
+		next_slot++;
+		if (r->home[0] != '\0')
+			continue;
+		plen = lmtp_prefix(pfx, LMTP_PREFIX_MAX, s->sender, r->addr);
+		sr[k] = (struct store_rcpt){ .user = r->user, .prefix = pfx,
+					     .prefix_len = plen > 0 ? (size_t)plen : 0 };
+		s->local_slots[k] = r->slot;
+		s->results[r->slot].size = sr[k].prefix_len + body_len;
+		k++;
+	}
+	/* The MIME structure, once per message (IMAP ENVELOPE/BODYSTRUCTURE
+	 * and section offsets come from it).  Without it IMAP parses the
+	 * message when asked: a failure here never refuses mail. */
+	if (mime_parse(body, body_len, &meta, &meta_len) < 0 || meta_len > STORE_META_MAX) {
+		log_warn("lmtp.mime", "session=%llu size=%zu result=%s", s->id, body_len,
+			 meta != NULL ? "too_big" : "failed");
+		free(meta);
+		meta = NULL;
+		meta_len = 0;
+	}
+	d = (struct store_delivery){
+		.body = body,
+		.body_len = body_len,
+		.internaldate = now,
+		.mailbox = NULL,
+		.rcpts = sr,
+		.n_rcpts = s->n_local,
+		.meta = meta,
+		.meta_len = meta_len,
+	};
+	s->pending++;
+	store_deliver(s->n->store, &d, deliver_cb, s);
+	/* The store copied what it needs. */
+	free(meta);
+}
+
 /* The final dot was read. */
 static enum act data_end(struct lmtp_session *s)
 {
-	struct store_delivery d;
-	struct store_rcpt *sr;
-	char *prefixes;
+	struct store_rcpt *sr = NULL;
+	char *prefixes = NULL;
 	const char *body;
-	size_t body_len;
-	uint8_t *meta = NULL;
-	size_t meta_len = 0;
+	size_t body_len, n_local = 0, n_remote = 0;
+	int64_t now = (int64_t)time(NULL);
+	bool forwarding = false;
 
 	switch (lmtp_data_error(s->data)) {
 	case LMTP_DATA_OK:
@@ -584,60 +798,51 @@ static enum act data_end(struct lmtp_session *s)
 	}
 
 	body = lmtp_data_body(s->data, &body_len);
-	sr = calloc(s->n_slots, sizeof(*sr));
-	prefixes = malloc(s->n_slots * LMTP_PREFIX_MAX);
+	if (body == NULL)
+		body = "";
+	for (size_t i = 0, next = 0; i < s->n_rcpts; i++) {
+		if (s->rcpts[i].slot != next)
+			continue;
+		next++;
+		if (s->rcpts[i].home[0] != '\0')
+			n_remote++;
+		else
+			n_local++;
+	}
 	s->results = calloc(s->n_slots, sizeof(*s->results));
-	if (sr == NULL || prefixes == NULL || s->results == NULL) {
+	if (n_local > 0) {
+		sr = calloc(n_local, sizeof(*sr));
+		prefixes = malloc(n_local * LMTP_PREFIX_MAX);
+		s->local_slots = calloc(n_local, sizeof(*s->local_slots));
+	}
+	if (n_remote > 0)
+		s->parts = calloc(n_remote, sizeof(*s->parts));
+	if (s->results == NULL || (n_local > 0 && (sr == NULL || prefixes == NULL ||
+						   s->local_slots == NULL)) ||
+	    (n_remote > 0 && s->parts == NULL)) {
 		free(sr);
 		free(prefixes);
 		return refuse_all(s, "451 4.3.0", "out of memory, try later", "nomem");
 	}
-	for (size_t i = 0; i < s->n_rcpts; i++) {
-		const struct rcpt *r = &s->rcpts[i];
-		char *pfx = prefixes + r->slot * LMTP_PREFIX_MAX;
-		int plen;
-
-		if (sr[r->slot].user != NULL)
-			continue; /* duplicate: the first address names the slot */
-		plen = snprintf(pfx, LMTP_PREFIX_MAX, "Return-Path: <%s>\r\nDelivered-To: %s\r\n",
-				s->sender, r->addr);
-		sr[r->slot].user = r->user;
-		sr[r->slot].prefix = pfx;
-		sr[r->slot].prefix_len = (size_t)plen;
-		s->results[r->slot].size = (size_t)plen + body_len;
-	}
-	/* The MIME structure, once per message (IMAP ENVELOPE/BODYSTRUCTURE
-	 * and section offsets come from it).  Without it IMAP parses the
-	 * message when asked: a failure here never refuses mail. */
-	if (mime_parse(body != NULL ? body : "", body_len, &meta, &meta_len) < 0 ||
-	    meta_len > STORE_META_MAX) {
-		log_warn("lmtp.mime", "session=%llu size=%zu result=%s", s->id, body_len,
-			 meta != NULL ? "too_big" : "failed");
-		free(meta);
-		meta = NULL;
-		meta_len = 0;
-	}
-	d = (struct store_delivery){
-		.body = body != NULL ? body : "",
-		.body_len = body_len,
-		.internaldate = (int64_t)time(NULL),
-		.mailbox = NULL,
-		.rcpts = sr,
-		.n_rcpts = s->n_slots,
-		.meta = meta,
-		.meta_len = meta_len,
-	};
+	s->n_local = n_local;
 	s->phase = PH_DELIVERING;
-	s->in_store_call = true;
-	s->store_done_early = false;
-	store_deliver(s->n->store, &d, deliver_cb, s);
-	s->in_store_call = false;
-	/* The store copied what it needs. */
+	s->pending = 0;
+	s->in_data_end = true;
+	if (n_remote > 0) {
+		plan_forwards(s, body_len);
+		start_forwards(s, body, body_len, now);
+	}
+	if (n_local > 0)
+		start_local(s, body, body_len, now, sr, prefixes);
+	s->in_data_end = false;
 	free(sr);
 	free(prefixes);
-	free(meta);
-	lmtp_data_reset(s->data);
-	if (s->store_done_early)
+	for (size_t i = 0; i < s->n_parts; i++)
+		forwarding = forwarding || s->parts[i].req != NULL;
+	/* The message can go now, unless a forward still reads it. */
+	if (!forwarding)
+		lmtp_data_reset(s->data);
+	if (s->pending == 0)
 		return deliver_finish(s); /* not dead: no event ran meanwhile */
 	return ACT_CONTINUE;
 }
@@ -743,10 +948,14 @@ static void lmtp_event_cb(void *arg, enum transport_event ev)
 		log_info("lmtp.abort", "session=%llu peer=%s reason=%s rcpts=%zu", s->id, s->t->peer,
 			 why, s->n_rcpts);
 	if (s->phase == PH_DELIVERING) {
-		/* The commit goes on; the session waits for it without a
-		 * client (deliver_cb frees it). */
+		/* The local commit goes on; the session waits for it without
+		 * a client (part_done frees it).  Nobody will hear the
+		 * forwards' answers: stop them. */
 		s->dead = true;
 		transport_free(&s->t);
+		cancel_forwards(s);
+		if (s->pending == 0)
+			deliver_finish(s); /* frees s */
 		return;
 	}
 	lmtp_destroy(s, why);
@@ -759,8 +968,12 @@ static void lmtp_shutdown(void *arg)
 	if (s->dead || s->closing)
 		return;
 	s->stopping = true;
-	if (s->phase != PH_COMMANDS)
-		return; /* txn_end() says goodbye after the replies */
+	if (s->phase != PH_COMMANDS) {
+		/* txn_end() says goodbye after the replies */
+		for (size_t i = 0; i < s->n_parts; i++)
+			forward_hurry(s->parts[i].req, LMTP_FORWARD_SHUTDOWN_WAIT);
+		return;
+	}
 	reply(s, "421 4.3.2 %s shutting down", s->cfg->node_id);
 	lmtp_close(s);
 }

@@ -30,6 +30,7 @@
 #include "directory.h"
 #include "dirsync.h"
 #include "drain.h"
+#include "forward.h"
 #include "http.h"
 #include "imap.h"
 #include "iplimits.h"
@@ -406,7 +407,7 @@ int main(int argc, char **argv)
 	/* What peers may ask of this node over the link, then the link. */
 	int link_fd = d.link_fd;
 	d.link_fd = -1;	/* the link owns it */
-	if (tunnel_init(n) < 0 || dirsync_init(n) < 0 || link_start(n->link, n->base, link_fd) < 0) {
+	if (tunnel_init(n) < 0 || forward_init(n) < 0 || dirsync_init(n) < 0 || link_start(n->link, n->base, link_fd) < 0) {
 		log_err("startup", "error=\"cannot start the link\"");
 		goto out;
 	}
