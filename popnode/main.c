@@ -30,6 +30,7 @@
 #include "directory.h"
 #include "dirsync.h"
 #include "drain.h"
+#include "heartbeat.h"
 #include "forward.h"
 #include "http.h"
 #include "imap.h"
@@ -39,6 +40,7 @@
 #include "log.h"
 #include "node.h"
 #include "store.h"
+#include "supervisor.h"
 #include "tls.h"
 #include "tunnel.h"
 #include "workq.h"
@@ -313,6 +315,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "popnode: log %s: %s\n", d.cfg.log_target, error);
 		return 1;
 	}
+	/* With anycast addresses this process becomes the privileged
+	 * supervisor; the mail process is this program run again, with
+	 * SUPERVISOR_FD_ENV set (anycast/supervisor.h). */
+	const char *sup_fd = getenv(SUPERVISOR_FD_ENV);
+	if (d.cfg.n_anycast > 0 && sup_fd == NULL) {
+		link_free(&n->link);
+		SSL_CTX_free(n->ssl_ctx);
+		rc = supervisor_run(&d.cfg, argv);
+		log_close();
+		return rc;
+	}
 
 	/* ---- event loop and listeners (bound before dropping root) ---- */
 	signal(SIGPIPE, SIG_IGN);
@@ -404,6 +417,15 @@ int main(int argc, char **argv)
 	if (d.cfg.dev_mode && ensure_demo_user(n) < 0)
 		goto out;
 	drain_init(n);
+	if (sup_fd != NULL) {
+		int fd = atoi(sup_fd);
+
+		unsetenv(SUPERVISOR_FD_ENV);
+		if (fd < 3 || heartbeat_start(n, fd) < 0) {
+			log_err("startup", "error=\"cannot talk to the anycast supervisor\"");
+			goto out;
+		}
+	}
 	/* What peers may ask of this node over the link, then the link. */
 	int link_fd = d.link_fd;
 	d.link_fd = -1;	/* the link owns it */
@@ -428,8 +450,13 @@ int main(int argc, char **argv)
 	log_info("shutdown.done", "sessions_left=%u", n->n_sessions);
 out:
 	stop_services(&d);
+	heartbeat_stop(n);
 	dirsync_fini(n);
 	link_free(&n->link);	/* resets tunnels and forwards still open */
+	/* Link connections use deferred callbacks: one loop pass lets
+	 * libevent finish freeing their bufferevents. */
+	if (n->base != NULL)
+		event_base_loop(n->base, EVLOOP_NONBLOCK);
 	if (d.link_fd >= 0)
 		close(d.link_fd);
 	store_close(&n->store); /* commits whatever is still queued */
