@@ -41,6 +41,7 @@
 #include "config.h"
 #include "health.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "supervisor.h"
 
 #define RESTART_MIN_MS 500
@@ -72,6 +73,9 @@ struct supervisor {
 	/* */
 	struct event *tick_ev, *sigchld_ev, *sigterm_ev, *sigint_ev, *sighup_ev, *kill_ev;
 	bool stopping;
+	bool ready_told;		/* READY=1 sent to systemd */
+	int64_t watchdog_ms;		/* WatchdogSec= / 2, 0: none */
+	int64_t watchdog_sent_ms;
 	int exit_code;
 	char maint[CONFIG_PATH_MAX + 16];
 };
@@ -244,8 +248,13 @@ static void hb_read(struct bufferevent *bev, void *arg)
 	}
 	if (evbuffer_get_length(in) > 4096)
 		evbuffer_drain(in, evbuffer_get_length(in));
-	if (first && sv->have_hb)
+	if (first && sv->have_hb) {
 		tell_child(sv);	/* it knows where it stands from the start */
+		if (!sv->ready_told) {
+			sv->ready_told = true;
+			sdnotify("READY=1");	/* systemd: the service is up */
+		}
+	}
 }
 
 static void hb_event(struct bufferevent *bev, short what, void *arg)
@@ -360,9 +369,14 @@ static void spawn(struct supervisor *sv)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct supervisor *sv = arg;
+	int64_t now = mono_ms();
 
 	ask_bird(sv);
 	evaluate(sv);
+	if (sv->watchdog_ms > 0 && now - sv->watchdog_sent_ms >= sv->watchdog_ms) {
+		sv->watchdog_sent_ms = now;
+		sdnotify("WATCHDOG=1");	/* the supervisor's own loop runs */
+	}
 }
 
 static void kill_cb(evutil_socket_t fd, short what, void *arg)
@@ -397,6 +411,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	sv->stopping = true;
+	sdnotify("STOPPING=1");
 	apply(sv, false, "popnode is stopping");
 	if (sv->child > 0) {
 		struct timeval tv = { STOP_GRACE_S, 0 };
@@ -432,6 +447,7 @@ int supervisor_run(const struct config *cfg, char **argv)
 		return 1;
 	}
 	health_init(&sv.health, &hc);
+	sv.watchdog_ms = (int64_t)(sdnotify_watchdog_usec() / 2000);
 	sv.announced = true;	/* force the first withdraw to clean up */
 	apply(&sv, false, "starting: withdrawn until healthy");
 	sv.base = event_base_new();

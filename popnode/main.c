@@ -39,6 +39,7 @@
 #include "listener.h"
 #include "log.h"
 #include "node.h"
+#include "sdnotify.h"
 #include "store.h"
 #include "supervisor.h"
 #include "tls.h"
@@ -57,7 +58,14 @@ struct daemon {
 	struct event *stop_timer;
 	int64_t stop_started;
 	int link_fd;
+	struct event *watchdog;		/* systemd WatchdogSec= pings */
 };
+
+/* The loop is running: tell systemd's watchdog (sdnotify.h). */
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sdnotify("WATCHDOG=1");
+}
 
 static void usage(FILE *f)
 {
@@ -111,6 +119,7 @@ static void begin_shutdown(struct daemon *d, const char *why)
 		return;
 	}
 	log_info("shutdown.begin", "reason=%s sessions=%u", why, d->node.n_sessions);
+	sdnotify("STOPPING=1");
 	d->node.stopping = true;
 	d->stop_started = time(NULL);
 	stop_services(d);
@@ -319,6 +328,8 @@ int main(int argc, char **argv)
 	 * supervisor; the mail process is this program run again, with
 	 * SUPERVISOR_FD_ENV set (anycast/supervisor.h). */
 	const char *sup_fd = getenv(SUPERVISOR_FD_ENV);
+	if (sup_fd != NULL)
+		sdnotify_forget();	/* the supervisor speaks to systemd */
 	if (d.cfg.n_anycast > 0 && sup_fd == NULL) {
 		link_free(&n->link);
 		SSL_CTX_free(n->ssl_ctx);
@@ -445,6 +456,15 @@ int main(int argc, char **argv)
 		 (int)getpid(), d.cfg.dev_mode ? "yes" : "no");
 	if (d.cfg.dev_mode)
 		print_dev_banner(&d.cfg);
+	uint64_t wd = sdnotify_watchdog_usec();
+	if (wd > 0) {
+		struct timeval wtv = { (time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000) };
+
+		d.watchdog = event_new(n->base, -1, EV_PERSIST, watchdog_cb, NULL);
+		if (d.watchdog != NULL)
+			event_add(d.watchdog, &wtv);
+	}
+	sdnotify("READY=1");
 	event_base_dispatch(n->base);
 	rc = 0;
 	log_info("shutdown.done", "sessions_left=%u", n->n_sessions);
@@ -465,6 +485,8 @@ out:
 	workq_free(&n->workq);
 	if (d.stop_timer != NULL)
 		event_free(d.stop_timer);
+	if (d.watchdog != NULL)
+		event_free(d.watchdog);
 	if (d.sig_term != NULL) {
 		event_free(d.sig_term);
 		event_free(d.sig_int);
