@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "directory.h"
+
 #include <event2/buffer.h>
 
 #include "control_proto.h"
@@ -514,16 +516,5 @@ bool ctl_parse_size(const char *s, uint64_t *out)
 
 bool ctl_valid_pop(const char *s)
 {
-	size_t len = strnlen(s, 64);
-
-	if (len == 0 || len > 63)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
+	return dir_valid_pop(s);
 }

@@ -5,7 +5,7 @@
  * buffer, and checks every field against the same rules the encoder
  * checks before it writes: what one POP sends, another accepts, and
  * nothing else.  Names and hashes are checked with directory.h's rules;
- * POP ids with the control socket's (ctl_valid_pop, repeated here so the
+ * POP ids with the control socket's (dir_valid_pop in directory.h; the
  * codec needs no more than directory.c), except that "-" stands for "no
  * home" and is never a POP id.
  */
@@ -24,18 +24,7 @@
 /* ctl_valid_pop's rule, but "-" means "none" here and is no POP id. */
 static bool valid_pop(const char *s)
 {
-	size_t len = strnlen(s, STORE_POP_MAX);
-
-	if (len == 0 || len >= STORE_POP_MAX || strcmp(s, "-") == 0)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
+	return strcmp(s, "-") != 0 && dir_valid_pop(s);
 }
 
 static bool valid_hash(const char *s)

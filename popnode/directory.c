@@ -31,6 +31,22 @@ static bool user_char(char ch)
 	       ch == '-';
 }
 
+bool dir_valid_pop(const char *s)
+{
+	size_t len = strnlen(s, 64);
+
+	if (len == 0 || len > 63)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
 bool dir_valid_username(const char *name)
 {
 	size_t n;

@@ -9,6 +9,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* A POP id as the control socket, the directory and the link accept it:
+ * 1-63 of A-Z a-z 0-9 . _ - (node_id itself is stricter: config.c). */
+bool dir_valid_pop(const char *s);
 /* 1-63 chars of [a-z0-9._-], starting with a letter or digit. */
 bool dir_valid_username(const char *name);
 /* Lowercase copy of a mail address' local part into out (size outsz);

@@ -30,18 +30,7 @@ bool forward_valid_addr(const char *s, bool empty_ok)
 
 bool forward_valid_pop(const char *s)
 {
-	size_t len = strnlen(s, STORE_POP_MAX);
-
-	if (len == 0 || len >= STORE_POP_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
+	return dir_valid_pop(s);
 }
 
 /* Decimal, 1-20 digits, no sign, no leading zero, <= max. */
