@@ -71,7 +71,7 @@ build/tests/%: tests/unit/%.c $(LIB)
 	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) $(INC) -o $@ $< $(LIB) $(LDFLAGS) $(LIBS) $(CMOCKA_LIBS)
 
 # Helper programs the integration tests drive (tests/integration/*.c).
-INTEG_BINS := build/integration/anycast_addr_probe
+INTEG_BINS := build/integration/anycast_addr_probe build/integration/bird_probe
 
 build/integration/%: tests/integration/%.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -93,9 +93,10 @@ integration: all $(INTEG_BINS)
 # libFuzzer targets: each fuzz_NAME.c is built with clang against the
 # parser sources listed here, then run for FUZZ_SECONDS from its corpus.
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := lmtp pop3 config imap mime dirwire
+FUZZ_TARGETS := lmtp pop3 config imap mime dirwire bird
 FUZZ_lmtp_SRCS := popnode/lmtp_parse.c
 FUZZ_pop3_SRCS := imapproxy/pop3_parse.c
+FUZZ_bird_SRCS := anycast/bird_parse.c
 FUZZ_config_SRCS := popnode/config.c popnode/log.c anycast/prefix.c
 FUZZ_mime_SRCS := popnode/mime.c imapproxy/imap_body.c
 FUZZ_dirwire_SRCS := popnode/dir_wire.c popnode/directory.c

@@ -65,7 +65,9 @@ struct bird_client {
 	unsigned conn_gen;
 	int fd;				/* while connect() is in progress */
 	struct event *conn_ev;		/* ... waiting for it */
-	struct bufferevent *bev;	/* once connected */
+	struct bufferevent *bev;	/* once connected: reading */
+	struct event *wr_ev;		/* ... writing, when send() would block */
+	size_t out_off;			/* bytes of the command in flight sent */
 	struct bird_parser *parser;
 	struct event *timer;
 	struct event *notify_ev;
@@ -137,6 +139,7 @@ static bool call_reply(struct bird_client *c, struct bird_cmd *cmd, enum bird_cl
 
 static void read_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
+static void wr_cb(evutil_socket_t fd, short what, void *arg);
 
 static void arm_timer(struct bird_client *c, unsigned ms)
 {
@@ -155,6 +158,10 @@ static void close_conn(struct bird_client *c)
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
+	}
+	if (c->wr_ev != NULL) {
+		event_free(c->wr_ev);
+		c->wr_ev = NULL;
 	}
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev);
@@ -222,7 +229,8 @@ static void established(struct bird_client *c, int fd)
 	}
 	bird_parser_reset(c->parser);
 	bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
-	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
+	c->wr_ev = event_new(c->base, fd, EV_WRITE, wr_cb, c);
+	if (c->wr_ev == NULL || bufferevent_enable(c->bev, EV_READ) < 0) {
 		conn_fail(c, BIRD_CLIENT_NOMEM, ENOMEM);
 		return;
 	}
@@ -290,19 +298,51 @@ void bird_client_disconnect(struct bird_client *c)
 
 /* ---- commands ------------------------------------------------------------ */
 
+/* Send what is left of the command in flight.  send() with MSG_NOSIGNAL
+ * rather than the bufferevent's write: a BIRD gone away must not raise
+ * SIGPIPE in the (privileged) caller, whatever its signal dispositions.
+ * One command is at most BIRD_CMD_MAX + 1 bytes and the previous reply
+ * has ended, so it nearly always goes at once; otherwise wr_ev waits. */
+static void flush_cmd(struct bird_client *c)
+{
+	struct bird_cmd *cmd = TAILQ_FIRST(&c->queue);
+	int fd = (int)bufferevent_getfd(c->bev);
+
+	while (c->out_off < cmd->len) {
+		ssize_t n = send(fd, cmd->text + c->out_off, cmd->len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			c->out_off += (size_t)n;
+		} else if (n < 0 && errno == EINTR) {
+			continue;
+		} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			event_add(c->wr_ev, NULL);
+			return;
+		} else {
+			conn_fail(c, BIRD_CLIENT_LOST, n < 0 ? errno : 0);
+			return;
+		}
+	}
+}
+
+static void wr_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct bird_client *c = arg;
+
+	if (c->inflight)
+		flush_cmd(c);
+}
+
 /* Write the next queued command if none is in flight. */
 static void send_next(struct bird_client *c)
 {
-	struct bird_cmd *cmd = TAILQ_FIRST(&c->queue);
-
-	if (c->state != BIRD_CLIENT_READY || c->inflight || cmd == NULL)
+	if (c->state != BIRD_CLIENT_READY || c->inflight || TAILQ_EMPTY(&c->queue))
 		return;
-	if (bufferevent_write(c->bev, cmd->text, cmd->len) < 0) {
-		conn_fail(c, BIRD_CLIENT_NOMEM, ENOMEM);
-		return;
-	}
 	c->inflight = true;
+	c->out_off = 0;
 	arm_timer(c, c->command_ms);
+	flush_cmd(c);
 }
 
 int bird_client_command(struct bird_client *c, const char *text, bird_reply_cb *cb, void *arg)

@@ -18,8 +18,10 @@
  *             client never reconnects by itself: the caller decides.
  *
  * Nothing here blocks: connect() on a Unix socket either completes or
- * fails at once (or is waited for with an event), and all I/O goes
- * through a bufferevent.  The write side is never shut down early (BIRD
+ * fails at once (or is waited for with an event), replies are read
+ * through a bufferevent and commands written with non-blocking send()s
+ * (MSG_NOSIGNAL: a BIRD that went away is a lost connection, never a
+ * SIGPIPE in the caller).  The write side is never shut down early (BIRD
  * closes the connection on EOF); the socket is only ever closed whole.
  *
  * Callbacks: every accepted command gets exactly one reply callback,
@@ -70,9 +72,10 @@ enum bird_client_state {
 
 /* The reply to one command.  err BIRD_CLIENT_OK: reply is the complete
  * reply (reply->err says if it broke a reader limit; reply->cls 8/9 is
- * BIRD's own error), valid until the callback returns.  Otherwise reply
- * is NULL and the command may or may not have been executed by BIRD
- * (a timeout does not undo it). */
+ * BIRD's own error), valid until the callback returns or calls
+ * bird_client_connect() or bird_client_free().  Otherwise reply is NULL
+ * and the command may or may not have been executed by BIRD (a timeout
+ * does not undo it). */
 typedef void bird_reply_cb(struct bird_client *c, enum bird_client_err err,
 			   const struct bird_reply *reply, void *arg);
 

@@ -206,19 +206,22 @@ static void line_begin(struct bird_parser *p)
 
 static void line_append(struct bird_parser *p, const char *s, size_t n)
 {
-	size_t stored;
+	size_t room_line, room_bytes;
 
-	p->line_len = n > SIZE_MAX - p->line_len ? SIZE_MAX : p->line_len + n;
-	if (p->reply_err != BIRD_PERR_OK || n == 0)
-		return;
-	if (p->line_len > p->lim.max_line) {
-		drop(p, BIRD_PERR_LINE_TOO_LONG);
+	if (p->reply_err != BIRD_PERR_OK || n == 0) {
+		p->line_len = n > SIZE_MAX - p->line_len ? SIZE_MAX : p->line_len + n;
 		return;
 	}
+	/* While nothing is dropped, the line and the reply are within their
+	 * limits.  The limit this chunk crosses first, byte by byte, is the
+	 * one reported, so the error does not depend on the chunking (the
+	 * line's, on a tie). */
+	room_line = p->lim.max_line - p->line_len;
 	/* text bytes stored so far, without the NULs of finished lines */
-	stored = p->buf_len - p->n_lines;
-	if (n > p->lim.max_bytes || stored > p->lim.max_bytes - n) {
-		drop(p, BIRD_PERR_TOO_MANY_BYTES);
+	room_bytes = p->lim.max_bytes - (p->buf_len - p->n_lines);
+	p->line_len = n > SIZE_MAX - p->line_len ? SIZE_MAX : p->line_len + n;
+	if (n > room_line || n > room_bytes) {
+		drop(p, room_line <= room_bytes ? BIRD_PERR_LINE_TOO_LONG : BIRD_PERR_TOO_MANY_BYTES);
 		return;
 	}
 	if (!grow_buf(p, p->buf_len + n + 1)) {
@@ -337,8 +340,10 @@ enum bird_feed_status bird_parser_feed(struct bird_parser *p, const void *data, 
 		case LS_CODE:
 			if (p->ndigits < 4) {
 				if (!is_digit(ch))
-					return stream_fatal(p, ch == '\0' ? BIRD_PERR_NUL : BIRD_PERR_BAD_CODE,
-						    i, used_r);
+					return stream_fatal(p,
+							    ch == '\0' ? BIRD_PERR_NUL
+									: BIRD_PERR_BAD_CODE,
+							    i, used_r);
 				p->code = p->code * 10 + (ch - '0');
 				p->ndigits++;
 			} else if (ch == '-' || ch == ' ') {
@@ -346,8 +351,10 @@ enum bird_feed_status bird_parser_feed(struct bird_parser *p, const void *data, 
 				p->cont = false;
 				line_begin(p);
 			} else {
-				return stream_fatal(p, ch == '\0' ? BIRD_PERR_NUL : BIRD_PERR_BAD_SEPARATOR, i,
-					    used_r);
+				return stream_fatal(p,
+						    ch == '\0' ? BIRD_PERR_NUL
+								: BIRD_PERR_BAD_SEPARATOR,
+						    i, used_r);
 			}
 			i++;
 			break;
