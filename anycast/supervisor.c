@@ -439,6 +439,9 @@ int supervisor_run(const struct config *cfg, char **argv)
 	struct timeval tv = { cfg->health_interval_ms / 1000, (cfg->health_interval_ms % 1000) * 1000 };
 	char err[256];
 
+	/* A write to a mail process that just died must not kill the one
+	 * process that has to withdraw for it. */
+	signal(SIGPIPE, SIG_IGN);
 	config_maintenance_file(cfg, sv.maint, sizeof(sv.maint));
 	sv.ifc = anycast_if_open(cfg->anycast_interface, cfg->anycast_create_dummy, err, sizeof(err));
 	if (sv.ifc == NULL) {

@@ -84,6 +84,7 @@ struct link_stream {
 	bool closed;			/* nghttp2 closed it, or the connection went */
 	bool read_on;
 	bool user_gone;
+	bool dispatched;		/* server: handed to its handler */
 	bool in_dispatch;
 	LIST_ENTRY(link_stream) entry;
 };
@@ -151,7 +152,9 @@ static void stream_detach(struct link_stream *s, bool reset)
 		s->c = NULL;
 	}
 	s->closed = true;
-	if (s->user_gone) {
+	/* Nobody holds a request that was never handed to its handler
+	 * (reset, or malformed, before its headers ended). */
+	if (s->user_gone || (s->server && !s->dispatched)) {
 		if (!s->in_dispatch)
 			stream_destroy(s);
 		return;
@@ -457,6 +460,7 @@ static void dispatch_request(struct link_stream *s)
 	req.query = q != NULL ? q : "";
 	req.hdrs = hdrs;
 	req.n_hdrs = s->n_hdrs;
+	s->dispatched = true;
 	r = link_route_find(s->c->l, req.path);
 	if (r == NULL) {
 		log_info("link.no_route", "peer=%s path=%s", req.peer, req.path);
@@ -510,7 +514,7 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 		s->cbs->event(s->arg, LINK_EV_TIMEOUT);
 	}
 	s->in_dispatch = false;
-	if (s->user_gone && s->c == NULL)
+	if ((s->user_gone || (s->server && !s->dispatched)) && s->c == NULL)
 		stream_destroy(s);
 }
 
