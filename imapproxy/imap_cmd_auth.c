@@ -84,6 +84,7 @@ void imap_login_user(struct imap_session *s, const struct store_user *u, const c
 	s->userid = u->id;
 	snprintf(s->username, sizeof(s->username), "%s", u->name);
 	s->state = IMAP_ST_AUTH;
+	node_session_describe(&s->reg, NULL, s->username, NULL, n->cfg->node_id);
 	s->limits.max_append_literal = n->cfg->max_message_size;
 	imap_reader_set_limits(s->reader, &s->limits);
 	imap_session_set_timeout(s);

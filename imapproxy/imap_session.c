@@ -721,6 +721,7 @@ static struct imap_session *session_new(struct node *n, struct transport *t,
 	s->limits.max_append_literal = s->limits.max_literal;
 	s->reader = imap_reader_new(&s->limits);
 	node_session_register(n, &s->reg, lc->proto, on_shutdown, s);
+	node_session_describe(&s->reg, t->peer, NULL, NULL, NULL);
 	transport_set_cbs(t, &imap_session_cbs, s);
 	imap_session_set_timeout(s);
 	return s;
@@ -764,6 +765,7 @@ void imap_session_resume(struct node *n, struct transport *t, const struct liste
 	if (s == NULL)
 		return;
 	snprintf(s->front_pop, sizeof(s->front_pop), "%s", front_pop != NULL ? front_pop : "");
+	node_session_describe(&s->reg, NULL, NULL, s->front_pop, NULL);
 	imap_session_enter(s);
 	if (s->reader == NULL) {
 		log_err("imap.oom", "peer=%s error=\"out of memory\"", t->peer);

@@ -534,6 +534,7 @@ static void login(struct pop3_session *s, const struct store_user *u)
 	s->live_count = s->n_msgs;
 	s->logged_in = true;
 	snprintf(s->username, sizeof(s->username), "%s", u->name);
+	node_session_describe(&s->reg, NULL, s->username, NULL, n->cfg->node_id);
 	s->state = ST_TRANSACTION;
 	s->have_user = false;
 	log_info("pop3.login", "peer=%s user=%s messages=%zu bytes=%" PRIu64 " tls=%s",
@@ -1107,6 +1108,7 @@ static struct pop3_session *session_new(struct node *n, struct transport *t,
 	s->max_line = n->cfg->max_line_length < POP3_MIN_LINE ? POP3_MIN_LINE
 							       : n->cfg->max_line_length;
 	node_session_register(n, &s->reg, lc->proto, on_shutdown, s);
+	node_session_describe(&s->reg, t->peer, NULL, NULL, NULL);
 	transport_set_cbs(t, &pop3_cbs, s);
 	transport_set_timeout(t, n->cfg->idle_timeout);
 	return s;
@@ -1136,12 +1138,13 @@ void pop3_session_start(struct node *n, struct transport *t, const struct listen
 }
 
 void pop3_session_resume(struct node *n, struct transport *t, const struct listen_conf *lc,
-			 const struct store_user *u)
+			 const struct store_user *u, const char *front_pop)
 {
 	struct pop3_session *s = session_new(n, t, lc);
 
 	if (s == NULL)
 		return;
+	node_session_describe(&s->reg, NULL, NULL, front_pop, NULL);
 	s_enter(s);
 	login(s, u);	/* answers the client's PASS or AUTH */
 	s->reading = true;

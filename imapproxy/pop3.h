@@ -16,8 +16,9 @@ void pop3_session_start(struct node *n, struct transport *t, const struct listen
 
 /* Home side of a roaming session (tunnel.h): the front POP authenticated
  * u and relays the client over t.  Open the maildrop and answer the
- * client's PASS/AUTH as a local login would, then serve as usual. */
+ * client's PASS/AUTH as a local login would, then serve as usual.
+ * front_pop: the POP the client reached (for /status). */
 void pop3_session_resume(struct node *n, struct transport *t, const struct listen_conf *lc,
-			 const struct store_user *u);
+			 const struct store_user *u, const char *front_pop);
 
 #endif

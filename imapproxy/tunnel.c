@@ -251,6 +251,7 @@ static void on_response(void *arg, int status, const struct link_hdr *h, size_t 
 	node_session_register(tun->n, &tun->reg, tun->proto, shutdown_hook, tun);
 	tun->reg.drain = drain_hook;
 	tun->reg.client_here = true;
+	node_session_describe(&tun->reg, tun->t->peer, tun->user, NULL, tun->home);
 	transport_set_cbs(tun->t, &client_cbs, tun);
 	transport_set_timeout(tun->t, 0);
 	transport_read_enable(tun->t, true);
@@ -466,7 +467,7 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *r
 	log_info("tunnel.serve", "user=%s via=%s client=%s proto=%s", user, via ? via : "-",
 		 client, proto);
 	if (pop3)
-		pop3_session_resume(n, t, &resumed_pop3, &u);
+		pop3_session_resume(n, t, &resumed_pop3, &u, via);
 	else
 		imap_session_resume(n, t, &resumed_imap, &u, tag, via);
 }

@@ -1000,6 +1000,7 @@ void lmtp_session_start(struct node *n, struct transport *t)
 	s->id = ++lmtp_next_id;
 	s->reading = true; /* a new transport reads */
 	node_session_register(n, &s->reg, PROTO_LMTP, lmtp_shutdown, s);
+	node_session_describe(&s->reg, t->peer, NULL, NULL, NULL);
 	transport_set_cbs(t, &lmtp_cbs, s);
 	transport_set_timeout(t, cfg->idle_timeout);
 	log_debug("lmtp.connect", "session=%llu peer=%s", s->id, t->peer);

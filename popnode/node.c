@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdio.h>
+#include <time.h>
+
 #include "node.h"
 
 void node_session_register(struct node *n, struct node_session *s, enum listen_proto proto,
@@ -14,8 +17,24 @@ void node_session_register(struct node *n, struct node_session *s, enum listen_p
 	s->arg = arg;
 	s->drain = NULL;
 	s->client_here = false;
+	s->peer[0] = s->user[0] = s->mailbox_pop[0] = '\0';
+	snprintf(s->reached, sizeof(s->reached), "%s", n->cfg->node_id);
+	s->started = time(NULL);
 	TAILQ_INSERT_TAIL(&n->sessions, s, entry);
 	n->n_sessions++;
+}
+
+void node_session_describe(struct node_session *s, const char *peer, const char *user,
+			   const char *reached, const char *mailbox_pop)
+{
+	if (peer != NULL)
+		snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	if (user != NULL)
+		snprintf(s->user, sizeof(s->user), "%s", user);
+	if (reached != NULL && reached[0] != '\0')
+		snprintf(s->reached, sizeof(s->reached), "%s", reached);
+	if (mailbox_pop != NULL)
+		snprintf(s->mailbox_pop, sizeof(s->mailbox_pop), "%s", mailbox_pop);
 }
 
 void node_session_unregister(struct node *n, struct node_session *s)

@@ -38,6 +38,12 @@ struct node_session {
 	 * whether the client connected to this POP (counted as "left"). */
 	void (*drain)(void *arg);
 	bool client_here;
+	/* For /status (node_session_describe): who, and which POPs. */
+	char peer[64];			/* the client's address */
+	char user[64];			/* "" until logged in */
+	char reached[64];		/* the POP the client connected to */
+	char mailbox_pop[64];		/* the POP serving the mailbox, "" unknown */
+	int64_t started;		/* unix time */
 };
 TAILQ_HEAD(node_session_list, node_session);
 
@@ -75,6 +81,9 @@ struct node {
 void node_session_register(struct node *n, struct node_session *s, enum listen_proto proto,
 			   void (*shutdown)(void *arg), void *arg);
 void node_session_unregister(struct node *n, struct node_session *s);
+/* Fill the /status fields (NULL leaves one as it is). */
+void node_session_describe(struct node_session *s, const char *peer, const char *user,
+			   const char *reached, const char *mailbox_pop);
 
 /* Exclusive maildrop lock (POP3).  true if taken, false if already held. */
 bool node_user_lock(struct node *n, uint32_t userid);

@@ -324,6 +324,36 @@ void status_render_link_json(struct evbuffer *out, const struct config *cfg,
 	evbuffer_add_printf(out, "\n%*s}", indent, "");
 }
 
+/* "session_list": who is connected, from where, through which POPs. */
+#define STATUS_SESSIONS_MAX 1000
+
+static void sessions_json(struct evbuffer *out, const struct node *n)
+{
+	const struct node_session *ns;
+	int64_t now = time(NULL);
+	size_t k = 0;
+
+	evbuffer_add_printf(out, "  \"session_list\": [");
+	TAILQ_FOREACH(ns, &n->sessions, entry) {
+		if (k == STATUS_SESSIONS_MAX)
+			break;
+		evbuffer_add_printf(out, "%s\n    {\"proto\": ", k > 0 ? "," : "");
+		json_str(out, config_proto_name(ns->proto));
+		evbuffer_add_printf(out, ", \"peer\": ");
+		json_str(out, ns->peer);
+		evbuffer_add_printf(out, ", \"user\": ");
+		json_str(out, ns->user);
+		evbuffer_add_printf(out, ", \"pop\": ");
+		json_str(out, ns->reached);
+		evbuffer_add_printf(out, ", \"mailbox_pop\": ");
+		json_str(out, ns->mailbox_pop);
+		evbuffer_add_printf(out, ", \"seconds\": %" PRId64 "}", now - ns->started);
+		k++;
+	}
+	evbuffer_add_printf(out, "%s],\n  \"session_list_truncated\": %s,\n", k > 0 ? "\n  " : "",
+			    k < n->n_sessions ? "true" : "false");
+}
+
 /* "anycast": what the supervisor last said (heartbeat.h). */
 static void anycast_json(struct evbuffer *out, const struct node *n)
 {
@@ -449,6 +479,7 @@ void status_render_json(struct node *n, struct evbuffer *out)
 	evbuffer_add_printf(out, ",\n");
 	roaming_json(out, m);
 	anycast_json(out, n);
+	sessions_json(out, n);
 	evbuffer_add_printf(out, "  \"peers\": ");
 	peers_json_array(out, peers, n_peers, 2);
 	free(peers);

@@ -427,7 +427,15 @@ def test_imap_id_names_the_pop_reached_and_the_mailbox_pop(lab):
     s.sendall(b'a ID ("name" "test")\r\n')
     assert f.readline() == b'* ID ("name" "popnode" "version" "0.1.0" "pop" "pop3")\r\n'
     assert f.readline().startswith(b"a OK")
-    s.sendall(b'b LOGIN carol carol-pw\r\nc ID NIL\r\nd LOGOUT\r\n')
+    s.sendall(b'b LOGIN carol carol-pw\r\n')
+    assert f.readline().startswith(b"b OK")
+    # /status at both ends: which POP the client reached, which serves it
+    front = [x for x in lab.status(3)["session_list"] if x["user"] == "carol"]
+    home = [x for x in lab.status(2)["session_list"] if x["user"] == "carol"]
+    assert {(x["pop"], x["mailbox_pop"]) for x in front} == {("pop3", "pop2")}, front
+    assert {(x["pop"], x["mailbox_pop"]) for x in home} == {("pop3", "pop2")}, home
+    assert front[0]["peer"] == home[0]["peer"]  # the client's own address, at the home too
+    s.sendall(b'c ID NIL\r\nd LOGOUT\r\n')
     lines = []
     while not (lines and lines[-1].startswith(b"d OK")):
         line = f.readline()
