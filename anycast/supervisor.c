@@ -182,6 +182,73 @@ static void bird_state(struct bird_client *c, enum bird_client_state state,
 	}
 }
 
+/* "show protocols" and, per BGP protocol, "show route export NAME count":
+ * passed on to the mail process for /status and /metrics as
+ *   birdprotos N
+ *   birdproto NAME PROTO STATE EXPORTED INFO...   (EXPORTED -1: unknown) */
+struct export_ask {
+	struct supervisor *sv;
+	char name[BIRD_NAME_MAX + 1];
+};
+
+static void clean_field(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+static void export_answer(struct bird_client *c, enum bird_client_err err,
+			  const struct bird_reply *r, void *arg)
+{
+	struct export_ask *ea = arg;
+	struct supervisor *sv = ea->sv;
+	struct bird_count cnt;
+	const char *why = NULL;
+
+	if (err == BIRD_CLIENT_OK && r != NULL && bird_parse_count(r, &cnt, &why) == 0 &&
+	    sv->bev != NULL)
+		evbuffer_add_printf(bufferevent_get_output(sv->bev), "birdexport %s %" PRIu64 "\n",
+				    ea->name, cnt.routes);
+	free(ea);
+}
+
+static void protocols_answer(struct bird_client *c, enum bird_client_err err,
+			     const struct bird_reply *r, void *arg)
+{
+	struct supervisor *sv = arg;
+	struct bird_protocols ps = { 0 };
+	const char *why = NULL;
+
+	if (err != BIRD_CLIENT_OK || r == NULL || bird_parse_protocols(r, &ps, &why) != 0)
+		return;
+	if (sv->bev != NULL) {
+		struct evbuffer *out = bufferevent_get_output(sv->bev);
+
+		evbuffer_add_printf(out, "birdprotos %zu\n", ps.n);
+		for (size_t i = 0; i < ps.n; i++) {
+			struct bird_proto *p = &ps.rows[i];
+
+			clean_field(p->info);
+			evbuffer_add_printf(out, "birdproto %s %s %s %s\n", p->name, p->proto,
+					    bird_proto_state_str(p->state), p->info);
+			if (strcmp(p->proto, "BGP") == 0 && p->state == BIRD_PS_UP) {
+				struct export_ask *ea = calloc(1, sizeof(*ea));
+				char cmd[BIRD_NAME_MAX + 40];
+
+				if (ea == NULL)
+					continue;
+				ea->sv = sv;
+				snprintf(ea->name, sizeof(ea->name), "%s", p->name);
+				snprintf(cmd, sizeof(cmd), "show route export \"%s\" count", p->name);
+				if (bird_client_command(c, cmd, export_answer, ea) != 0)
+					free(ea);
+			}
+		}
+	}
+	bird_protocols_free(&ps);
+}
+
 /* Ask "show status" about once a second (it also wakes BIRD's main loop,
  * which can otherwise sit on a new session's first announcement). */
 static void ask_bird(struct supervisor *sv)
@@ -196,8 +263,10 @@ static void ask_bird(struct supervisor *sv)
 		bird_client_connect(sv->bird);
 		break;
 	case BIRD_CLIENT_READY:
-		if (bird_client_queued(sv->bird) == 0)
+		if (bird_client_queued(sv->bird) == 0) {
 			bird_client_command(sv->bird, "show status", bird_answer, sv);
+			bird_client_command(sv->bird, "show protocols", protocols_answer, sv);
+		}
 		break;
 	case BIRD_CLIENT_CONNECTING:
 		break;
@@ -460,7 +529,7 @@ int supervisor_run(const struct config *cfg, char **argv)
 		.socket_path = cfg->bird_socket,
 		.connect_timeout_ms = 1000,
 		.command_timeout_ms = 1000,
-		.max_queue = 4,
+		.max_queue = 32,
 		.state_cb = bird_state,
 		.state_arg = &sv,
 	};

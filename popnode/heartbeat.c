@@ -72,6 +72,36 @@ static void beat(evutil_socket_t fd, short what, void *arg)
 			    late, !ss.last_commit_failed, disk_free, peers_up, n->cfg->n_peers);
 }
 
+/* "birdprotos N", then "birdproto NAME PROTO STATE INFO...", and
+ * "birdexport NAME ROUTES" (supervisor.c). */
+static void parse_bird(struct node *n, const char *line)
+{
+	char name[32], proto[16], state[16];
+	int used = 0;
+	unsigned long long routes;
+
+	if (strncmp(line, "birdprotos ", 11) == 0) {
+		n->n_bird_protos = 0;
+		return;
+	}
+	if (sscanf(line, "birdproto %31s %15s %15s %n", name, proto, state, &used) == 3 &&
+	    used > 0 && n->n_bird_protos < NODE_BIRD_PROTOS_MAX) {
+		struct node_bird_proto *bp = &n->bird_protos[n->n_bird_protos++];
+
+		snprintf(bp->name, sizeof(bp->name), "%s", name);
+		snprintf(bp->proto, sizeof(bp->proto), "%s", proto);
+		snprintf(bp->state, sizeof(bp->state), "%s", state);
+		snprintf(bp->info, sizeof(bp->info), "%s", line + used);
+		bp->exported = -1;
+		return;
+	}
+	if (sscanf(line, "birdexport %31s %llu", name, &routes) == 2) {
+		for (size_t i = 0; i < n->n_bird_protos; i++)
+			if (strcmp(n->bird_protos[i].name, name) == 0)
+				n->bird_protos[i].exported = (int64_t)routes;
+	}
+}
+
 /* "state announced bird=up reason=..." */
 static void parse_state(struct node *n, const char *line)
 {
@@ -95,7 +125,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	size_t len;
 
 	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
-		if (len < HB_LINE_MAX)
+		if (len < HB_LINE_MAX && strncmp(line, "bird", 4) == 0)
+			parse_bird(hb->n, line);
+		else if (len < HB_LINE_MAX)
 			parse_state(hb->n, line);
 		free(line);
 	}

@@ -47,6 +47,8 @@ struct node_session {
 };
 TAILQ_HEAD(node_session_list, node_session);
 
+#define NODE_BIRD_PROTOS_MAX 16
+
 struct node {
 	struct event_base *base;
 	const struct config *cfg;
@@ -65,6 +67,12 @@ struct node {
 	bool anycast_announced;
 	bool bird_up;
 	char anycast_reason[256];
+	/* BIRD's protocols as the supervisor last read them */
+	struct node_bird_proto {
+		char name[32], proto[16], state[16], info[96];
+		int64_t exported;		/* routes exported (BGP), -1 unknown */
+	} bird_protos[NODE_BIRD_PROTOS_MAX];
+	size_t n_bird_protos;
 	struct node_session_list sessions;
 	unsigned n_sessions;
 	/* users with an open POP3 maildrop (RFC 1939 exclusive lock) */

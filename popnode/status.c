@@ -324,6 +324,19 @@ void status_render_link_json(struct evbuffer *out, const struct config *cfg,
 	evbuffer_add_printf(out, "\n%*s}", indent, "");
 }
 
+static void label_value(struct evbuffer *out, const char *s);
+
+/* name{protocol="..",proto=".."} v */
+static void bird_sample(struct evbuffer *out, const char *name, const struct node_bird_proto *bp,
+			uint64_t v)
+{
+	evbuffer_add_printf(out, "%s{protocol=\"", name);
+	label_value(out, bp->name);
+	evbuffer_add_printf(out, "\",proto=\"");
+	label_value(out, bp->proto);
+	evbuffer_add_printf(out, "\"} %" PRIu64 "\n", v);
+}
+
 /* "session_list": who is connected, from where, through which POPs. */
 #define STATUS_SESSIONS_MAX 1000
 
@@ -376,7 +389,25 @@ static void anycast_json(struct evbuffer *out, const struct node *n)
 	evbuffer_add_printf(out, ", \"bird_up\": %s, \"reason\": ",
 			    n->anycast_known && n->bird_up ? "true" : "false");
 	json_str(out, n->anycast_reason);
-	evbuffer_add_printf(out, ", \"drained\": %s},\n", n->drained ? "true" : "false");
+	evbuffer_add_printf(out, ", \"drained\": %s, \"bird_protocols\": [",
+			    n->drained ? "true" : "false");
+	for (size_t i = 0; i < n->n_bird_protos; i++) {
+		const struct node_bird_proto *bp = &n->bird_protos[i];
+
+		evbuffer_add_printf(out, "%s{\"name\": ", i > 0 ? ", " : "");
+		json_str(out, bp->name);
+		evbuffer_add_printf(out, ", \"proto\": ");
+		json_str(out, bp->proto);
+		evbuffer_add_printf(out, ", \"state\": ");
+		json_str(out, bp->state);
+		evbuffer_add_printf(out, ", \"info\": ");
+		json_str(out, bp->info);
+		if (bp->exported >= 0)
+			evbuffer_add_printf(out, ", \"routes_exported\": %" PRId64 "}", bp->exported);
+		else
+			evbuffer_add_printf(out, ", \"routes_exported\": null}");
+	}
+	evbuffer_add_printf(out, "]},\n");
 }
 
 static void roaming_json(struct evbuffer *out, const struct metrics *m)
@@ -764,6 +795,20 @@ void status_render_metrics(struct node *n, struct evbuffer *out)
 		family(out, "popnode_bird_up", "gauge",
 		       "1 while BIRD's control socket answers the supervisor.");
 		sample(out, "popnode_bird_up", n->bird_up ? 1 : 0);
+		if (n->n_bird_protos > 0) {
+			family(out, "popnode_bird_protocol_up", "gauge",
+			       "1 while the BIRD protocol is up, by protocol.");
+			for (size_t i = 0; i < n->n_bird_protos; i++)
+				bird_sample(out, "popnode_bird_protocol_up", &n->bird_protos[i],
+					    strcmp(n->bird_protos[i].state, "up") == 0);
+			family(out, "popnode_bird_routes_exported", "gauge",
+			       "Routes BIRD exports to the BGP neighbour, by protocol.");
+			for (size_t i = 0; i < n->n_bird_protos; i++)
+				if (n->bird_protos[i].exported >= 0)
+					bird_sample(out, "popnode_bird_routes_exported",
+						    &n->bird_protos[i],
+						    (uint64_t)n->bird_protos[i].exported);
+		}
 	}
 	family(out, "popnode_drained", "gauge", "1 while the POP is drained (popctl drain).");
 	sample(out, "popnode_drained", n->drained ? 1 : 0);

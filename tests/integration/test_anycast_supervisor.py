@@ -176,6 +176,13 @@ def test_announce_when_healthy_and_withdraw_on_every_failure(pop):
     assert "192.0.2.53/32" in routes
     out = pop.popctl("status").stdout
     assert "anycast:     announced on any0 (2 prefixes), BIRD up" in out
+    # BIRD's protocols, as the supervisor read them over BIRD's socket
+    def protocols():
+        st = json.loads(pop.popctl("status", "--json").stdout)
+        return {p["name"]: p for p in st["anycast"]["bird_protocols"]}
+    wait_for("BIRD's protocols in status", lambda: "anycast" in protocols(), timeout=5)
+    p = protocols()["anycast"]
+    assert p["proto"] == "Direct" and p["state"] == "up", p
 
     # kill -9 of the mail process: withdrawn within a second, restarted, announced again
     pid = pop.mail_pid()
