@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -328,6 +329,7 @@ int main(int argc, char **argv)
 	 * supervisor; the mail process is this program run again, with
 	 * SUPERVISOR_FD_ENV set (anycast/supervisor.h). */
 	const char *sup_fd = getenv(SUPERVISOR_FD_ENV);
+	pid_t sup_pid = getppid();
 	if (sup_fd != NULL)
 		sdnotify_forget();	/* the supervisor speaks to systemd */
 	if (d.cfg.n_anycast > 0 && sup_fd == NULL) {
@@ -406,6 +408,14 @@ int main(int argc, char **argv)
 	}
 	if (drop_privileges(d.cfg.run_user) < 0)
 		goto out;
+	/* Under the supervisor: die with it (set after the drop, which clears
+	 * it).  A supervisor killed outright cannot withdraw; the one systemd
+	 * starts next withdraws first and needs the ports and the store. */
+	if (sup_fd != NULL) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != sup_pid)
+			goto out;	/* it died before we asked */
+	}
 
 	/* ---- store ---- */
 	struct store_opts so = {

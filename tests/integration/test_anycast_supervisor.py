@@ -230,3 +230,28 @@ def test_announce_when_healthy_and_withdraw_on_every_failure(pop):
     for event in ("anycast.announce", "anycast.withdraw", "anycast.mail_process_gone",
                   "anycast.mail_process_started"):
         assert "event=" + event in log, event
+
+
+def test_supervisor_killed_takes_the_mail_process_with_it(pop):
+    wait_for("announced at start", lambda: announced(pop.ns))
+    child = pop.mail_pid()
+    pop.proc.kill()        # SIGKILL of the supervisor itself
+    pop.proc.wait()
+
+    def child_gone():
+        try:
+            with open("/proc/%d/stat" % child) as f:
+                return f.read().split(")")[-1].split()[0] == "Z"
+        except OSError:
+            return True
+    wait_for("the mail process dies with its supervisor", child_gone, timeout=2)
+    # (the addresses stay: nothing is left to withdraw them) -- the next
+    # supervisor withdraws at start, then announces once healthy
+    pop.start()
+
+    def restarted():
+        with open(pop.log) as f:
+            return f.read().count("reason=\"starting: withdrawn until healthy\"") == 2
+    wait_for("the new supervisor withdrew at start", restarted, timeout=5)
+    wait_for("announced again by the new supervisor", lambda: announced(pop.ns), timeout=15)
+    assert pop.mail_pid() is not None
