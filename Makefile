@@ -5,8 +5,10 @@
 #   make unit | integration | fuzz
 #   make run        start a dev node with state in ./dev
 #   make bench      benchmark table (LMTP, POP3, IMAP, memory; Dovecot side by side if installed),
-#                   then the roaming table (two POPs: direct at the home POP vs through another)
+#                   then the roaming table (two POPs: direct at the home POP vs through another),
+#                   then anycast convergence (root: the netns lab with BIRD; skipped otherwise)
 #   make bench-roaming  the roaming table alone
+#   make bench-anycast  the anycast convergence table alone
 #   make install    binaries, docs, example config, systemd unit under $(PREFIX)
 
 -include config.mk
@@ -130,9 +132,13 @@ run: all
 bench: all
 	/usr/bin/python3 tests/bench/bench.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
 	/usr/bin/python3 tests/bench/roaming.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
+	/usr/bin/python3 tests/bench/anycast.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
 
 bench-roaming: all
 	/usr/bin/python3 tests/bench/roaming.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
+
+bench-anycast: all
+	/usr/bin/python3 tests/bench/anycast.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
@@ -148,7 +154,7 @@ install: all
 clean:
 	rm -rf build $(BIN)
 
-.PHONY: all unit integration fuzz check run bench bench-roaming install clean
+.PHONY: all unit integration fuzz check run bench bench-roaming bench-anycast install clean
 .SECONDARY:
 
 -include $(LIB_OBJS:.o=.d) $(O)/popnode/main.d $(O)/popnode/popctl.d
