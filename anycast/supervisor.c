@@ -74,6 +74,7 @@ struct supervisor {
 	struct event *tick_ev, *sigchld_ev, *sigterm_ev, *sigint_ev, *sighup_ev, *kill_ev;
 	bool stopping;
 	bool ready_told;		/* READY=1 sent to systemd */
+	char told_checks[HEALTH_TEXT_MAX];	/* failing checks the child knows */
 	int64_t watchdog_ms;		/* WatchdogSec= / 2, 0: none */
 	int64_t watchdog_sent_ms;
 	int exit_code;
@@ -94,8 +95,10 @@ static void tell_child(struct supervisor *sv)
 {
 	if (sv->bev == NULL)
 		return;
-	evbuffer_add_printf(bufferevent_get_output(sv->bev), "state %s bird=%s reason=%s\n",
-			    sv->announced ? "announced" : "withdrawn",
+	/* the checks failing now, then the state and why it last changed */
+	snprintf(sv->told_checks, sizeof(sv->told_checks), "%s", health_checks_text(&sv->health));
+	evbuffer_add_printf(bufferevent_get_output(sv->bev), "checks %s\nstate %s bird=%s reason=%s\n",
+			    sv->told_checks, sv->announced ? "announced" : "withdrawn",
 			    sv->in.bird_up ? "up" : "down", health_reason(&sv->health));
 }
 
@@ -135,6 +138,8 @@ static void evaluate(struct supervisor *sv)
 	want = health_desired(&sv->health) == HEALTH_ANNOUNCE;
 	if (want != sv->announced)
 		apply(sv, want, health_reason(&sv->health));
+	else if (strcmp(sv->told_checks, health_checks_text(&sv->health)) != 0)
+		tell_child(sv);	/* why it stays withdrawn, as it changes */
 }
 
 /* ---- BIRD ------------------------------------------------------------------ */

@@ -621,6 +621,8 @@ static void status_text(struct node *n, struct evbuffer *b)
 				    n->anycast_announced ? "announced" : "withdrawn",
 				    n->cfg->anycast_interface, n->cfg->n_anycast,
 				    n->bird_up ? "up" : "down", n->anycast_reason);
+	if (n->cfg->n_anycast > 0 && n->anycast_checks[0] != '\0')
+		evbuffer_add_printf(b, "failing:     %s\n", n->anycast_checks);
 }
 
 static void cmd_status(struct ctl_conn *c, const char *const *args)

@@ -10,8 +10,11 @@
  *
  * Draining tells every client connected here to go elsewhere: IMAP
  * sessions get "* BYE [UNAVAILABLE]" once their command in flight is
- * done (at once while idle), roaming sessions relayed to their home POP
- * are closed, POP3 sessions run to their end.  Sessions that other POPs
+ * done (at once while idle), POP3 sessions "-ERR [SYS/TEMP]" and are
+ * closed (after an auth or QUIT in flight), roaming sessions relayed to
+ * their home POP are closed.  Once the route has moved, a client's
+ * packets reach another POP, which would reset them: ending the sessions
+ * here lets clients reconnect at once.  Sessions that other POPs
  * carried here (this is their home) and LMTP are not touched: the
  * route to this POP does not carry them.
  */

@@ -108,6 +108,11 @@ static void parse_state(struct node *n, const char *line)
 	const char *bird = strstr(line, " bird=");
 	const char *reason = strstr(line, " reason=");
 
+	if (strncmp(line, "checks ", 7) == 0 || strcmp(line, "checks") == 0) {
+		snprintf(n->anycast_checks, sizeof(n->anycast_checks), "%s",
+			 line[6] == ' ' ? line + 7 : "");
+		return;
+	}
 	if (strncmp(line, "state ", 6) != 0)
 		return;
 	n->anycast_announced = strncmp(line + 6, "announced", 9) == 0;

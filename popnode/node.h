@@ -67,6 +67,7 @@ struct node {
 	bool anycast_announced;
 	bool bird_up;
 	char anycast_reason[256];
+	char anycast_checks[256];	/* health checks failing now, "" none */
 	/* BIRD's protocols as the supervisor last read them */
 	struct node_bird_proto {
 		char name[32], proto[16], state[16], info[96];

@@ -389,6 +389,8 @@ static void anycast_json(struct evbuffer *out, const struct node *n)
 	evbuffer_add_printf(out, ", \"bird_up\": %s, \"reason\": ",
 			    n->anycast_known && n->bird_up ? "true" : "false");
 	json_str(out, n->anycast_reason);
+	evbuffer_add_printf(out, ", \"failing\": ");
+	json_str(out, n->anycast_checks);
 	evbuffer_add_printf(out, ", \"drained\": %s, \"bird_protocols\": [",
 			    n->drained ? "true" : "false");
 	for (size_t i = 0; i < n->n_bird_protos; i++) {
@@ -479,9 +481,12 @@ void status_render_json(struct node *n, struct evbuffer *out)
 				    "    \"bodies\": %" PRIu64 ",\n"
 				    "    \"commits\": %" PRIu64 ",\n"
 				    "    \"ops\": %" PRIu64 ",\n"
-				    "    \"pending\": %u\n  },\n",
+				    "    \"pending\": %u,\n"
+				    "    \"commit_failures\": %" PRIu64 ",\n"
+				    "    \"writable\": %s\n  },\n",
 				    ss.map_size, ss.used_bytes, ss.users, ss.bodies, ss.commits,
-				    ss.ops, ss.pending);
+				    ss.ops, ss.pending, ss.commit_failures,
+				    ss.last_commit_failed ? "false" : "true");
 	} else {
 		evbuffer_add_printf(out, "  \"store\": null,\n");
 	}
@@ -780,6 +785,12 @@ void status_render_metrics(struct node *n, struct evbuffer *out)
 		family(out, "popnode_store_pending_ops", "gauge",
 		       "Store writes queued or being committed now.");
 		sample(out, "popnode_store_pending_ops", ss.pending);
+		family(out, "popnode_store_commit_failures_total", "counter",
+		       "Group commits that failed (nothing of them was acknowledged).");
+		sample(out, "popnode_store_commit_failures_total", ss.commit_failures);
+		family(out, "popnode_store_writable", "gauge",
+		       "0 while the latest group commit failed.");
+		sample(out, "popnode_store_writable", ss.last_commit_failed ? 0 : 1);
 	}
 
 	commit_histogram(out, m);

@@ -51,18 +51,27 @@ def test_drain_and_undrain(node):
         line = f.readline()
         assert line.startswith(b"* BYE [UNAVAILABLE]"), line
         assert f.readline() == b""
-    # POP3 goes on until the client quits
-    assert pop.stat()[0] == 0
+    # POP3 is told too, and closed: nothing it marked is deleted
+    with pytest.raises(poplib.error_proto, match=r"SYS/TEMP.*drained"):
+        pop.stat()
+    pop.sock.close()
+
+    # a client that connects after the drain (a unicast address, a late
+    # SYN) is served, and drain --wait waits for it to leave
+    late = poplib.POP3("127.0.0.1", node.ports["pop3plain"])
+    late.user("alice")
+    late.pass_("secret")
     waiter = subprocess.Popen([node_popctl(node), "-s", node.sock, "drain", "--wait"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     assert waiter.poll() is None, "drain --wait returned while a POP3 client is connected"
-    pop.quit()
+    assert late.stat()[0] == 0
+    late.quit()
     out, err = waiter.communicate(timeout=10)
     assert waiter.returncode == 0, err
     assert "POP is empty" in out and "1 client session left" in err
 
-    # a client that connects after the drain (a unicast address, a late SYN) is served
+    # IMAP too
     s, f = imap_login(node)
     s.sendall(b"d NOOP\r\n")
     assert f.readline().startswith(b"d OK")
