@@ -18,7 +18,7 @@ void node_session_register(struct node *n, struct node_session *s, enum listen_p
 	s->drain = NULL;
 	s->client_here = false;
 	s->peer[0] = s->user[0] = s->mailbox_pop[0] = '\0';
-	snprintf(s->reached, sizeof(s->reached), "%s", n->cfg->node_id);
+	snprintf(s->reached, sizeof(s->reached), "%s", n->cfg != NULL ? n->cfg->node_id : "");
 	s->started = time(NULL);
 	TAILQ_INSERT_TAIL(&n->sessions, s, entry);
 	n->n_sessions++;
