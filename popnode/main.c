@@ -232,6 +232,7 @@ static void print_dev_banner(const struct config *c)
 	printf("           curl -u demo:demo 'imap://127.0.0.1:10143/INBOX;UID=1'\n");
 	printf("  status:  curl http://127.0.0.1:10080/status   metrics: /metrics\n");
 	printf("  admin:   bin/popctl --dev %s user list\n", c->data_dir);
+	printf("  several POPs: deploy/lab up --pops 3 --dir /tmp/lab   (docs/lab.md)\n");
 	printf("  stop:    Ctrl-C\n");
 	fflush(stdout);
 }
