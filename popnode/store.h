@@ -317,6 +317,69 @@ int store_changelog_foreach(struct store *st, const char *origin, uint64_t after
 /* Highest seq written for origin (0 if none). */
 uint64_t store_changelog_last(struct store *st, const char *origin);
 
+/* ---- applying another POP's changelog (mirrors) --------------------------- *
+ *
+ * A mirror of origin X is a store of its own (its own directory and LMDB
+ * environment) opened with store_opts.origin = X, and written only by
+ * store_apply_changes: X's changelog records, applied in order, with X's
+ * ids kept (user and mailbox ids, UIDs, UIDVALIDITY, UIDNEXT, MODSEQs,
+ * flags, keyword indexes, subscriptions, INTERNALDATE, prefixes; bodies
+ * by SHA-256, stored once).  Each applied record is also written to the
+ * mirror's changelog unchanged (origin X, same seq and time), so a mirror
+ * can serve as a source in turn.  The mirror's state equals X's at the
+ * end of every op of X (a record boundary inside one op of X, e.g. a
+ * user add before its mailboxes, can be seen between two batches).
+ * Directory records (store_dir_*) are not part of the changelog and are
+ * not written on a mirror.  Layout and rules: docs/store.md. */
+
+#define STORE_APPLY_MAX 8192		/* records in one store_apply_changes */
+
+struct store_apply_rec {
+	struct store_change c;		/* as store_changelog_foreach gave it at
+					 * the origin (data copied) */
+	const void *body;		/* MSG_ADD: the body bytes, or NULL if the
+					 * mirror already holds the hash */
+	size_t body_len;
+	const void *meta;		/* MSG_ADD: the body's MIME metadata blob
+					 * (store_body_read at the origin), or NULL */
+	size_t meta_len;
+};
+
+/* Apply n records of origin (1..n <= STORE_APPLY_MAX), which must be the
+ * store's own origin (store_opts.origin) and continue its sequence:
+ * recs[0].c.seq == store_applied_seq(st, origin) + 1 and consecutive.
+ * One nested transaction in one group commit: all or nothing; the applied
+ * position is stored in the same transaction.  A MSG_ADD's body, if
+ * given, must hash to the record's SHA-256 and have the record's length
+ * (size - prefix length); the meta blob is stored if the body has none.
+ * Everything is copied before return.
+ * err: STORE_OK; STORE_INVAL (origin not the store's, n 0 or too big, a
+ * gap, a seq already applied, the store's changelog of origin written by
+ * something else, an unknown type, a malformed payload, a body that does
+ * not match its hash, a record that does not fit the state: e.g. MSG_ADD
+ * to a mailbox that does not exist, a flag change of a missing message);
+ * STORE_NOTFOUND (a MSG_ADD without body whose body the store lacks);
+ * STORE_FULL, STORE_IO, STORE_SHUTDOWN. */
+void store_apply_changes(struct store *st, const char *origin, const struct store_apply_rec *recs,
+			 size_t n, store_done_cb *cb, void *arg);
+
+/* Seq of origin's last record applied here (0 if none, or a read error). */
+uint64_t store_applied_seq(struct store *st, const char *origin);
+
+/* true if the body with this hash is stored (so the shipper may leave it
+ * out of a MSG_ADD).  false also on a read error. */
+bool store_has_body(struct store *st, const uint8_t hash[STORE_BODY_HASH_LEN]);
+
+/* Calls cb once with the body stored under hash and its metadata blob
+ * ((NULL, 0) if none), both valid only during the call: what a shipper
+ * sends with a MSG_ADD record (whose payload has the hash).  Returns cb's
+ * result, or STORE_NOTFOUND (no such body: every message that had it is
+ * gone) / STORE_IO. */
+int store_body_read(struct store *st, const uint8_t hash[STORE_BODY_HASH_LEN],
+		    int (*cb)(const void *body, size_t body_len, const void *meta,
+			      size_t meta_len, void *arg),
+		    void *arg);
+
 /* ==== IMAP support ========================================================
  *
  * What an IMAP4rev1 session with UIDPLUS, MOVE, CONDSTORE, QRESYNC,

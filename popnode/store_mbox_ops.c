@@ -294,7 +294,8 @@ static int rename_inbox(struct store *st, MDB_txn *txn, struct store_op *op, uin
 	int err, rc;
 
 	if ((err = store_mbox_create_parents(st, txn, op, userid, newname)) != STORE_OK ||
-	    (err = store_mbox_create(st, txn, userid, newname, 0, &nb)) != STORE_OK ||
+	    (err = store_mbox_create_at(st, txn, userid, newname, 0, in->uidnext, &nb)) !=
+	    STORE_OK ||
 	    (err = store_kw_load(st, txn, userid, in->id, kw)) != STORE_OK)
 		goto out;
 	{
@@ -306,7 +307,6 @@ static int rename_inbox(struct store *st, MDB_txn *txn, struct store_op *op, uin
 		if (err != STORE_OK)
 			goto out;
 	}
-	nb.uidnext = in->uidnext;
 	msg_key(pk, userid, in->id, 0);
 	/* A fresh cursor per message: its position is not trusted across
 	 * the puts made below through other paths. */

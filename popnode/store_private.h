@@ -13,7 +13,8 @@
  * store_msg_ops.c (append, flags, copy/move), store_codec.c (record and
  * key encoding, record loaders shared by reads and ops), store_dir.c
  * (versioned directory records shared across POPs: reads, the local
- * record written by every user op, applying a peer's records).
+ * record written by every user op, applying a peer's records),
+ * store_apply.c (a mirror applies another POP's changelog records).
  *
  * On-disk layout (docs/store.md has the full story).  Integers are
  * big-endian so LMDB's bytewise key order is numeric order; every value
@@ -72,6 +73,7 @@
 #define META_DIR_CLOCK "dir_clock"	/* BE64: highest directory version seen or made */
 #define META_DIR_LSEQ "dir_lseq"	/* BE64: last local directory sequence */
 #define META_DIRPEER_PREFIX "dirpeer/"	/* "dirpeer/" peer -> BE64 peer lseq applied */
+#define META_APPLIED_PREFIX "applied/"	/* "applied/" origin -> BE64 last seq applied */
 
 enum store_dbi {
 	DBI_USERS,
@@ -201,6 +203,7 @@ struct store_dirrec {
 #define CHANGE_KEY_MAX (1 + STORE_POP_MAX + 8)
 #define META_KEY_MAX (sizeof(META_SEQ_PREFIX) + STORE_POP_MAX)
 #define DIRPEER_KEY_MAX (sizeof(META_DIRPEER_PREFIX) + STORE_POP_MAX)
+#define APPLIED_KEY_MAX (sizeof(META_APPLIED_PREFIX) + STORE_POP_MAX)
 
 /* ---- queued write ops ----------------------------------------------------- */
 
@@ -218,6 +221,7 @@ enum store_op_type {
 	OP_FLAGS,
 	OP_COPY,
 	OP_DIR_APPLY,
+	OP_APPLY,
 };
 
 typedef void store_deliver_cb(const struct store_rcpt *rcpts, size_t n, void *arg);
@@ -312,6 +316,7 @@ struct store_op {
 			uint32_t uidvalidity;		/* out: dst's */
 		} copy;
 		struct store_dir_apply *dir;		/* store_dir.c owns it */
+		struct store_apply *apply;		/* store_apply.c owns it */
 	} u;
 };
 STAILQ_HEAD(store_op_list, store_op);
@@ -444,6 +449,11 @@ int store_next_uidvalidity(struct store *st, MDB_txn *txn, uint32_t *v_r);
 int store_changelog_append(struct store *st, MDB_txn *txn, enum store_change_type type,
 			   uint32_t userid, uint32_t mboxid, uint32_t uid,
 			   const struct store_part *parts, size_t n_parts);
+/* Write c as origin's record c->seq, unchanged (time and payload as
+ * given), and make c->seq origin's last seq.  STORE_EXISTS if that seq is
+ * already written. */
+int store_changelog_put(struct store *st, MDB_txn *txn, const char *origin, size_t origin_len,
+			const struct store_change *c);
 /* log_type 0 = no changelog record */
 int store_user_put(struct store *st, MDB_txn *txn, const struct store_user *u,
 		   enum store_change_type log_type);
@@ -453,6 +463,10 @@ int store_mbox_put(struct store *st, MDB_txn *txn, uint32_t userid,
  * MAILBOX_ADD.  STORE_EXISTS if the name is taken. */
 int store_mbox_create(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
 		      uint32_t special_use, struct store_mailbox *mb_r);
+/* The same with a first UID other than 1 (an INBOX rename's new mailbox
+ * starts at INBOX's uidnext), logged in the MAILBOX_ADD record. */
+int store_mbox_create_at(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
+			 uint32_t special_use, uint32_t uidnext, struct store_mailbox *mb_r);
 /* Create every missing superior of name ("a/b/c": "a", "a/b"). */
 int store_mbox_create_parents(struct store *st, MDB_txn *txn, struct store_op *op,
 			      uint32_t userid, const char *name);
@@ -524,6 +538,10 @@ int store_dir_put(struct store *st, MDB_txn *txn, const char *name, struct store
 int store_dir_local(struct store *st, MDB_txn *txn, const char *name, const char *home,
 		    bool deleted);
 int store_op_dir_apply(struct store *st, MDB_txn *txn, struct store_op *op);
+
+/* ---- store_apply.c: another POP's changelog records ---------------------------- */
+
+int store_op_apply(struct store *st, MDB_txn *txn, struct store_op *op);
 
 /* ---- store_write.c -------------------------------------------------------- */
 

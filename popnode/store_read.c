@@ -2,7 +2,8 @@
  * store_read.c - the synchronous reads an IMAP session needs: mailboxes
  * by id and all of a user's, subscriptions, the keyword table, single
  * message records, windows of message bytes, the per-body metadata blob,
- * messages changed since a modseq and tombstones (VANISHED).
+ * messages changed since a modseq and tombstones (VANISHED); and bodies
+ * with their metadata by hash, for shipping changelog records to mirrors.
  *
  * Like store.c's reads, each runs in its own short read-only transaction
  * on the caller's thread and never waits for the writer.  A foreach
@@ -239,6 +240,58 @@ int store_msg_read_meta(struct store *st, uint32_t userid, uint32_t mboxid, uint
 	} else {
 		err = cb(v.mv_size > 1 ? (const uint8_t *)v.mv_data + 1 : NULL, v.mv_size - 1, arg);
 	}
+out:
+	mdb_txn_abort(txn);
+	return err;
+}
+
+/* ---- bodies by hash (what a replication shipper sends) ------------------------- */
+
+bool store_has_body(struct store *st, const uint8_t hash[STORE_BODY_HASH_LEN])
+{
+	MDB_val k = { .mv_size = STORE_BODY_HASH_LEN, .mv_data = (void *)hash }, v;
+	MDB_txn *txn;
+	bool found;
+
+	if (hash == NULL || store_rd_begin(st, &txn) != STORE_OK)
+		return false;
+	found = mdb_get(txn, st->dbi[DBI_BODIES], &k, &v) == 0;
+	mdb_txn_abort(txn);
+	return found;
+}
+
+int store_body_read(struct store *st, const uint8_t hash[STORE_BODY_HASH_LEN],
+		    int (*cb)(const void *body, size_t body_len, const void *meta,
+			      size_t meta_len, void *arg),
+		    void *arg)
+{
+	MDB_val k = { .mv_size = STORE_BODY_HASH_LEN, .mv_data = (void *)hash }, bv, mv;
+	const uint8_t *meta = NULL;
+	size_t meta_len = 0;
+	MDB_txn *txn;
+	int err, rc;
+
+	if (hash == NULL)
+		return STORE_NOTFOUND;
+	if ((err = store_rd_begin(st, &txn)) != STORE_OK)
+		return err;
+	rc = mdb_get(txn, st->dbi[DBI_BODIES], &k, &bv);
+	if (rc != 0 || bv.mv_size < 1 || *(const uint8_t *)bv.mv_data != STORE_REC_V1) {
+		err = rc == MDB_NOTFOUND ? STORE_NOTFOUND : STORE_IO;
+		goto out;
+	}
+	rc = mdb_get(txn, st->dbi[DBI_BODYMETA], &k, &mv);
+	if (rc == 0 && (mv.mv_size < 1 || *(const uint8_t *)mv.mv_data != STORE_REC_V1)) {
+		err = STORE_IO;
+		goto out;
+	} else if (rc == 0 && mv.mv_size > 1) {
+		meta = (const uint8_t *)mv.mv_data + 1;
+		meta_len = mv.mv_size - 1;
+	} else if (rc != 0 && rc != MDB_NOTFOUND) {
+		err = STORE_IO;
+		goto out;
+	}
+	err = cb((const uint8_t *)bv.mv_data + 1, bv.mv_size - 1, meta, meta_len, arg);
 out:
 	mdb_txn_abort(txn);
 	return err;

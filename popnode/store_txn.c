@@ -78,39 +78,34 @@ int store_next_uidvalidity(struct store *st, MDB_txn *txn, uint32_t *v_r)
 	return store_meta_put(st, txn, META_UIDVALIDITY, strlen(META_UIDVALIDITY), v, 4);
 }
 
-int store_changelog_append(struct store *st, MDB_txn *txn, enum store_change_type type,
-			   uint32_t userid, uint32_t mboxid, uint32_t uid,
+/* Write record seq of origin (NOOVERWRITE) and make seq origin's last. */
+static int changelog_write(struct store *st, MDB_txn *txn, const char *origin, size_t origin_len,
+			   uint64_t seq, enum store_change_type type, uint32_t userid,
+			   uint32_t mboxid, uint32_t uid, int64_t when,
 			   const struct store_part *parts, size_t n_parts)
 {
 	char mk[META_KEY_MAX];
-	size_t mklen = meta_seq_key(mk, st->origin, st->origin_len);
+	size_t mklen = meta_seq_key(mk, origin, origin_len);
 	uint8_t kb[CHANGE_KEY_MAX];
 	MDB_val k = { .mv_data = kb }, v;
-	uint64_t seq;
 	size_t len = CHANGE_REC_FIXED, i;
 	uint8_t *p;
-	int err, rc;
+	int rc;
 
-	err = store_meta_get_u64(st, txn, mk, mklen, &seq);
-	if (err == STORE_NOTFOUND)
-		seq = 0;
-	else if (err != STORE_OK)
-		return err;
-	seq++;
 	for (i = 0; i < n_parts; i++)
 		len += parts[i].len;
-	k.mv_size = change_key(kb, st->origin, st->origin_len, seq);
+	k.mv_size = change_key(kb, origin, origin_len, seq);
 	v.mv_size = len;
 	rc = mdb_put(txn, st->dbi[DBI_CHANGELOG], &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
 	if (rc != 0)
-		return rc == MDB_KEYEXIST ? STORE_IO : store_mdb_err(rc);
+		return store_mdb_err(rc);
 	p = v.mv_data;
 	p[0] = STORE_REC_V1;
 	p[1] = (uint8_t)type;
 	be32_put(p + 2, userid);
 	be32_put(p + 6, mboxid);
 	be32_put(p + 10, uid);
-	be64_put(p + 14, (uint64_t)time(NULL));
+	be64_put(p + 14, (uint64_t)when);
 	p += CHANGE_REC_FIXED;
 	for (i = 0; i < n_parts; i++) {
 		if (parts[i].len > 0)
@@ -118,6 +113,33 @@ int store_changelog_append(struct store *st, MDB_txn *txn, enum store_change_typ
 		p += parts[i].len;
 	}
 	return store_meta_put(st, txn, mk, mklen, seq, 8);
+}
+
+int store_changelog_append(struct store *st, MDB_txn *txn, enum store_change_type type,
+			   uint32_t userid, uint32_t mboxid, uint32_t uid,
+			   const struct store_part *parts, size_t n_parts)
+{
+	char mk[META_KEY_MAX];
+	size_t mklen = meta_seq_key(mk, st->origin, st->origin_len);
+	uint64_t seq;
+	int err = store_meta_get_u64(st, txn, mk, mklen, &seq);
+
+	if (err == STORE_NOTFOUND)
+		seq = 0;
+	else if (err != STORE_OK)
+		return err;
+	err = changelog_write(st, txn, st->origin, st->origin_len, seq + 1, type, userid, mboxid,
+			      uid, (int64_t)time(NULL), parts, n_parts);
+	return err == STORE_EXISTS ? STORE_IO : err;
+}
+
+int store_changelog_put(struct store *st, MDB_txn *txn, const char *origin, size_t origin_len,
+			const struct store_change *c)
+{
+	const struct store_part part = { c->data, c->data_len };
+
+	return changelog_write(st, txn, origin, origin_len, c->seq, c->type, c->userid,
+			       c->mboxid, c->uid, c->time, &part, 1);
 }
 
 int store_user_put(struct store *st, MDB_txn *txn, const struct store_user *u,
@@ -152,7 +174,13 @@ int store_mbox_put(struct store *st, MDB_txn *txn, uint32_t userid,
 int store_mbox_create(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
 		      uint32_t special_use, struct store_mailbox *mb_r)
 {
-	struct store_mailbox mb = { .uidnext = 1, .special_use = special_use };
+	return store_mbox_create_at(st, txn, userid, name, special_use, 1, mb_r);
+}
+
+int store_mbox_create_at(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
+			 uint32_t special_use, uint32_t uidnext, struct store_mailbox *mb_r)
+{
+	struct store_mailbox mb = { .uidnext = uidnext, .special_use = special_use };
 	uint8_t nk[MBOXNAME_KEY_MAX], idb[4];
 	size_t nklen;
 	int err;

@@ -426,6 +426,9 @@ static int nested(struct store *st, MDB_txn *parent, struct store_op *op, size_t
 	case OP_DIR_APPLY:
 		err = store_op_dir_apply(st, txn, op);
 		break;
+	case OP_APPLY:
+		err = store_op_apply(st, txn, op);
+		break;
 	default:
 		err = STORE_INVAL;
 		break;
