@@ -78,6 +78,7 @@ enum dtype {
 	D_BOOL,		/* yes | no */
 	D_IFNAME,	/* a network interface name */
 	D_ANYCAST,	/* repeatable; IPv4/len or IPv6/len */
+	D_MIRRORS,	/* one or two POP ids */
 };
 
 enum fkind { F_STR, F_INT, F_UNSIGNED, F_SIZE_T, F_U64, F_BOOL, F_NONE };
@@ -132,6 +133,7 @@ static const struct directive directives[] = {
 	NUM("link_breaker_window", D_DURATION, F_UNSIGNED, link_breaker_window, 1, 3600, "30s"),
 	NUM("link_breaker_cooloff", D_DURATION, F_UNSIGNED, link_breaker_cooloff, 1, 3600, "10s"),
 	NUM("link_max_hops", D_UINT, F_UNSIGNED, link_max_hops, 1, 16, "2"),
+	{ "mirrors", D_MIRRORS, F_NONE, 0, 0, 0, 0, NULL },
 	{ "anycast_address", D_ANYCAST, F_NONE, 0, 0, 0, 0, NULL },
 	STR("anycast_interface", D_IFNAME, anycast_interface, "any0"),
 	{ "anycast_create_dummy", D_BOOL, F_BOOL, FIELD(anycast_create_dummy), 0, 0, "yes" },
@@ -711,6 +713,29 @@ static int do_peer(struct pctx *x, const struct tok *v, size_t nv)
 	return 0;
 }
 
+/* "mirrors POP [POP]": whether each is a peer is checked in check_link. */
+static int do_mirrors(struct pctx *x, const struct tok *v, size_t nv)
+{
+	struct config *c = x->c;
+	struct qbuf b;
+
+	if (nv < 1 || nv > CONFIG_MAX_MIRRORS)
+		return perr(x, "mirrors: expected one or two POP ids, as in \"mirrors ams1 ber1\"");
+	for (size_t i = 0; i < nv; i++) {
+		if (!valid_node_id(v[i].p, v[i].len))
+			return perr(x, "mirrors: \"%s\" is not a POP id (1-63 characters of a-z, 0-9 "
+				    "and \"-\")", q(&b, v[i]));
+		if (i == 1 && v[0].len == v[1].len && memcmp(v[0].p, v[1].p, v[0].len) == 0)
+			return perr(x, "mirrors: \"%s\" given twice", q(&b, v[i]));
+		memcpy(c->mirrors[i], v[i].p, v[i].len);
+		c->mirrors[i][v[i].len] = '\0';
+	}
+	c->n_mirrors = nv;
+	snprintf(c->mirrors_file, sizeof(c->mirrors_file), "%s", x->name);
+	c->mirrors_line = x->line;
+	return 0;
+}
+
 /* ---- anycast --------------------------------------------------------------------- */
 
 static int do_anycast(struct pctx *x, struct tok v)
@@ -790,6 +815,8 @@ static int apply(struct pctx *x, const struct directive *d, const struct tok *v,
 		return do_link_listen(x, v[0]);
 	case D_PEER:
 		return do_peer(x, v, nv);
+	case D_MIRRORS:
+		return do_mirrors(x, v, nv);
 	case D_ANYCAST:
 		return do_anycast(x, v[0]);
 	case D_IFNAME:
@@ -914,8 +941,8 @@ static int parse_line(struct pctx *x, const char *p, size_t len)
 	if (di == N_DIRECTIVES)
 		return perr(x, "unknown directive \"%s\"", q(&b, t[0]));
 	const struct directive *d = &directives[di];
-	/* listen and peer check their own words */
-	if (d->type != D_LISTEN && d->type != D_PEER) {
+	/* listen, peer and mirrors check their own words */
+	if (d->type != D_LISTEN && d->type != D_PEER && d->type != D_MIRRORS) {
 		if (nt < 2)
 			return perr(x, "%s: missing value", d->name);
 		if (nt > 2)
@@ -1126,6 +1153,23 @@ static int check_listen(const struct config *c, size_t i, char *err, size_t errs
 	return 0;
 }
 
+/* Each pinned mirror must be a peer (so not this node). */
+static int check_mirrors(const struct config *c, char *err, size_t errsz)
+{
+	char at[CONFIG_PATH_MAX + 24];
+
+	for (size_t i = 0; i < c->n_mirrors && i < CONFIG_MAX_MIRRORS; i++) {
+		if (config_peer(c, c->mirrors[i]) != NULL)
+			continue;
+		where_fl(at, sizeof(at), c->mirrors_file, c->mirrors_line);
+		set_err(err, errsz, "%smirrors: %s is %s", at, c->mirrors[i],
+			strcmp(c->mirrors[i], c->node_id) == 0 ? "this node itself"
+			: "not a configured peer");
+		return -1;
+	}
+	return 0;
+}
+
 /* The link's cross-directive rules.  Messages start at the first link
  * line (link_listen or the first peer) unless they are about one peer. */
 static int check_link(const struct config *c, char *err, size_t errsz)
@@ -1148,7 +1192,7 @@ static int check_link(const struct config *c, char *err, size_t errsz)
 		return -1;
 	}
 	if (!config_link_enabled(c))
-		return 0;
+		return check_mirrors(c, err, errsz);
 	if (c->n_peers > CONFIG_MAX_PEERS) {
 		set_err(err, errsz, "too many peers");
 		return -1;
@@ -1210,7 +1254,7 @@ static int check_link(const struct config *c, char *err, size_t errsz)
 			return -1;
 		}
 	}
-	return 0;
+	return check_mirrors(c, err, errsz);
 }
 
 /* The anycast timers are checked even without an anycast_address, like

@@ -24,6 +24,7 @@
 #define CONFIG_PATH_MAX 256
 #define CONFIG_MAX_PEERS 64
 #define CONFIG_MAX_ANYCAST 16
+#define CONFIG_MAX_MIRRORS 2
 #define CONFIG_IFNAME_MAX 16	/* IFNAMSIZ: 15 characters and the NUL */
 
 enum listen_proto {
@@ -104,6 +105,14 @@ struct config {
 	unsigned link_breaker_window;	/* seconds (30s) */
 	unsigned link_breaker_cooloff;	/* seconds open before a probe (10s) */
 	unsigned link_max_hops;		/* POPs a request may cross (2) */
+
+	/* Replication (docs/replication.md): "mirrors POP [POP]" pins the
+	 * POPs that mirror this one's mail (each a peer); none given: the
+	 * two nearest peers by link RTT. */
+	char mirrors[CONFIG_MAX_MIRRORS][CONFIG_NAME_MAX];
+	size_t n_mirrors;
+	char mirrors_file[CONFIG_PATH_MAX];	/* where it was declared */
+	int mirrors_line;
 
 	/* Limits */
 	size_t max_line_length;		/* protocol line, bytes (default 8192) */

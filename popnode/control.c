@@ -62,6 +62,7 @@
 #include "log.h"
 #include "unixsock.h"
 #include "node.h"
+#include "replicator.h"
 #include "status.h"
 #include "store.h"
 
@@ -677,6 +678,50 @@ static void cmd_peers(struct ctl_conn *c, const char *const *args)
 	evbuffer_free(b);
 }
 
+/* lag [format=json]: replication figures (replicator.h). */
+static void cmd_lag(struct ctl_conn *c, const char *const *args)
+{
+	const char *format = ctl_request_opt(&c->req, "format");
+	struct evbuffer *b;
+
+	if (format != NULL && strcmp(format, "json") != 0 && strcmp(format, "text") != 0) {
+		reply_err(c, CTL_E_INVAL, "format= takes text or json");
+		return;
+	}
+	b = evbuffer_new();
+	if (b == NULL) {
+		reply_err(c, CTL_E_INTERNAL, "out of memory");
+		return;
+	}
+	if (format != NULL && strcmp(format, "json") == 0)
+		replicator_render_lag_json(c->ctl->n, b);
+	else
+		replicator_render_lag(c->ctl->n, b);
+	reply_ok_buffer(c, b);
+	evbuffer_free(b);
+}
+
+/* mirror list ORIGIN: the content digest of origin's data here. */
+static void cmd_mirror_list(struct ctl_conn *c, const char *const *args)
+{
+	const char *why = "out of memory";
+	struct evbuffer *b;
+
+	if (!ctl_valid_pop(args[0])) {
+		reply_err(c, CTL_E_INVAL, "not a POP id");
+		return;
+	}
+	b = evbuffer_new();
+	if (b == NULL || replicator_render_content(c->ctl->n, args[0], b, &why) < 0) {
+		if (b != NULL)
+			evbuffer_free(b);
+		reply_err(c, CTL_E_NOTFOUND, why);
+		return;
+	}
+	reply_ok_buffer(c, b);
+	evbuffer_free(b);
+}
+
 /* drain / undrain: set the state, answer with what is left. */
 static void drain_reply(struct ctl_conn *c, bool on)
 {
@@ -717,6 +762,8 @@ static const struct ctl_cmd commands[] = {
 	{ "user", "show", 1, { NULL }, false, "user show NAME", cmd_user_show },
 	{ "status", NULL, 0, { "format" }, false, "status [format=text|json]", cmd_status },
 	{ "peers", NULL, 0, { "format" }, false, "peers [format=text|json]", cmd_peers },
+	{ "lag", NULL, 0, { "format" }, false, "lag [format=text|json]", cmd_lag },
+	{ "mirror", "list", 1, { NULL }, false, "mirror list ORIGIN", cmd_mirror_list },
 	{ "drain", NULL, 0, { NULL }, false, "drain", cmd_drain },
 	{ "undrain", NULL, 0, { NULL }, false, "undrain", cmd_undrain },
 	{ "help", NULL, 0, { NULL }, false, "help", cmd_help },

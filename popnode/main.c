@@ -30,6 +30,7 @@
 #include "control.h"
 #include "directory.h"
 #include "dirsync.h"
+#include "replicator.h"
 #include "drain.h"
 #include "heartbeat.h"
 #include "forward.h"
@@ -451,7 +452,7 @@ int main(int argc, char **argv)
 	/* What peers may ask of this node over the link, then the link. */
 	int link_fd = d.link_fd;
 	d.link_fd = -1;	/* the link owns it */
-	if (tunnel_init(n) < 0 || forward_init(n) < 0 || dirsync_init(n) < 0 || link_start(n->link, n->base, link_fd) < 0) {
+	if (tunnel_init(n) < 0 || forward_init(n) < 0 || dirsync_init(n) < 0 || replicator_init(n) < 0 || link_start(n->link, n->base, link_fd) < 0) {
 		log_err("startup", "error=\"cannot start the link\"");
 		goto out;
 	}
@@ -483,6 +484,7 @@ out:
 	stop_services(&d);
 	heartbeat_stop(n);
 	dirsync_fini(n);
+	replicator_fini(n);
 	link_free(&n->link);	/* resets tunnels and forwards still open */
 	/* Link connections use deferred callbacks: one loop pass lets
 	 * libevent finish freeing their bufferevents. */
@@ -493,6 +495,7 @@ out:
 	store_close(&n->store); /* commits whatever is still queued */
 	imap_fini(n);		/* after the store's last callbacks */
 	dirsync_free(n);
+	replicator_free(n);	/* closes the mirror stores */
 	workq_free(&n->workq);
 	if (d.stop_timer != NULL)
 		event_free(d.stop_timer);

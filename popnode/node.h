@@ -20,6 +20,7 @@ struct workq;
 struct imap_registry;
 struct link;
 struct dirsync;
+struct replicator;
 struct heartbeat;
 struct tunnel_stats;
 
@@ -85,6 +86,7 @@ struct node {
 	 * peers on a single POP. */
 	struct link *link;
 	struct dirsync *dirsync;	/* directory across POPs (dirsync.h) */
+	struct replicator *replicator;	/* mirrors (replicator/replicator.h) */
 };
 
 void node_session_register(struct node *n, struct node_session *s, enum listen_proto proto,

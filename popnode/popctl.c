@@ -58,6 +58,9 @@ static const char usage_text[] =
 	"  user show NAME\n"
 	"  status [--json]\n"
 	"  peers [--json]\n"
+	"  lag [--json]         replication: this POP's mirrors, the POPs mirrored here\n"
+	"  mirror list ORIGIN   per user and mailbox: messages and a digest of the copy\n"
+	"                       of ORIGIN's mail held here (ORIGIN = this POP: its own)\n"
 	"  drain [--wait]       withdraw this POP; --wait: until no client is left\n"
 	"  undrain\n"
 	"  help\n"
@@ -132,6 +135,8 @@ static const struct cmd cmds[] = {
 	{ "user", "show", 1, 0, "user show NAME" },
 	{ "status", NULL, 0, O_JSON, "status [--json]" },
 	{ "peers", NULL, 0, O_JSON, "peers [--json]" },
+	{ "lag", NULL, 0, O_JSON, "lag [--json]" },
+	{ "mirror", "list", 1, 0, "mirror list ORIGIN" },
 	{ "drain", NULL, 0, O_WAIT, "drain [--wait]" },
 	{ "undrain", NULL, 0, 0, "undrain" },
 };
@@ -355,11 +360,15 @@ static const struct cmd *build_request(int argc, char **argv, struct request *r)
 	req_arg(r, cmd->w1);
 	if (cmd->w2 != NULL)
 		req_arg(r, cmd->w2);
-	if (cmd->npos > 0) {
+	if (cmd->npos > 0 && strcmp(cmd->w1, "mirror") == 0) {
+		if (!ctl_valid_pop(cl.pos[0]))
+			usage_error("invalid POP id \"%.80s\"", cl.pos[0]);
+		req_arg(r, cl.pos[0]);
+	} else if (cmd->npos > 0) {
 		user_name(cl.pos[0], name_buf, sizeof(name_buf));
 		req_arg(r, name_buf);
 	}
-	if (cmd->w2 == NULL) {				/* status, peers */
+	if (cmd->w2 == NULL) {				/* status, peers, lag */
 		if (cl.seen & O_JSON)
 			req_opt(r, "format", "json");
 	} else if (strcmp(cmd->w2, "add") == 0 || strcmp(cmd->w2, "passwd") == 0) {
@@ -499,6 +508,11 @@ struct table {
 static const struct table user_table = { 7, 1u << 1 | 1u << 3 | 1u << 4 | 1u << 5, 3 };
 /* RTT FAIL STREAMS DIR */
 static const struct table peers_table = { 10, 1u << 3 | 1u << 5 | 1u << 6 | 1u << 7, -1 };
+
+/* LAST SENT APPLIED BEHIND BYTES SECONDS */
+static const struct table lag_table = { 11, 0x3f8, -1 };
+/* MESSAGES UIDVALIDITY UIDNEXT */
+static const struct table mirror_table = { 6, 1u << 2 | 1u << 3 | 1u << 4, -1 };
 
 /* The rows as an aligned table: columns separated by two spaces, the
  * last one not padded. */
@@ -698,10 +712,14 @@ int main(int argc, char **argv)
 	explicit_bzero(line, sizeof(line));
 
 	if (rd.ok) {
-		if (cmd->w2 != NULL && strcmp(cmd->w2, "list") == 0)
+		if (strcmp(cmd->w1, "user") == 0 && cmd->w2 != NULL && strcmp(cmd->w2, "list") == 0)
 			print_table(rd.body, rd.body_len, &user_table);
 		else if (strcmp(cmd->w1, "peers") == 0 && !json)
 			print_peers(rd.body, rd.body_len);
+		else if (strcmp(cmd->w1, "lag") == 0 && !json)
+			print_table(rd.body, rd.body_len, &lag_table);
+		else if (strcmp(cmd->w1, "mirror") == 0)
+			print_table(rd.body, rd.body_len, &mirror_table);
 		else
 			fwrite(rd.body, 1, rd.body_len, stdout);
 		status = 0;

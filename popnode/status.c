@@ -22,9 +22,11 @@
  * in "link.peers" and, for tooling written against 0.1 where it was a
  * placeholder, in the top-level "peers".
  *
- * The JSON keys "anycast" and "replication" are there with empty values
- * until those subsystems exist, so NOC tooling can rely on the
- * document's shape.
+ * The JSON keys "anycast" and "replication" are always there (empty
+ * when there is nothing to say), so NOC tooling can rely on the
+ * document's shape; "replication" (this POP's mirrors) and
+ * "replication_origins" (the POPs mirrored here) come from
+ * replicator/repl_status.c.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -39,6 +41,7 @@
 #include "dirsync.h"
 #include "link.h"
 #include "node.h"
+#include "replicator.h"
 #include "status.h"
 #include "store.h"
 
@@ -519,10 +522,9 @@ void status_render_json(struct node *n, struct evbuffer *out)
 	evbuffer_add_printf(out, "  \"peers\": ");
 	peers_json_array(out, peers, n_peers, 2);
 	free(peers);
-	evbuffer_add_printf(out,
-			    ",\n"
-			    "  \"replication\": []\n"
-			    "}\n");
+	evbuffer_add_printf(out, ",\n");
+	replicator_render_status_json(n, out);
+	evbuffer_add_printf(out, "\n}\n");
 }
 
 /* ---- Prometheus --------------------------------------------------------- */
@@ -828,6 +830,8 @@ void status_render_metrics(struct node *n, struct evbuffer *out)
 		status_render_peers_metrics(out, peers, n_peers);
 		free(peers);
 	}
+
+	replicator_render_metrics(n, out);
 
 	family(out, "popnode_uptime_seconds", "gauge", "Seconds since the node started.");
 	evbuffer_add_printf(out, "popnode_uptime_seconds %" PRId64 "\n", uptime(n));

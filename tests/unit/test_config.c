@@ -1311,6 +1311,47 @@ static void test_check_link(void **state)
 				 "and link_max_hops must be set");
 }
 
+static void test_mirrors(void **state)
+{
+	char conf[1024];
+
+	assert_parse_ok("mirrors ams1 ber-2\n");
+	assert_int_equal(c.n_mirrors, 2);
+	assert_string_equal(c.mirrors[0], "ams1");
+	assert_string_equal(c.mirrors[1], "ber-2");
+	assert_int_equal(c.mirrors_line, 1);
+	assert_parse_ok("# x\nmirrors ams1   # one pinned, the other chosen\n");
+	assert_int_equal(c.n_mirrors, 1);
+	assert_string_equal(c.mirrors[0], "ams1");
+	assert_int_equal(c.mirrors_line, 2);
+	assert_parse_ok("node_id t1\n");
+	assert_int_equal(c.n_mirrors, 0);
+	assert_parse_err("mirrors\n", "t.conf:1: mirrors: expected one or two POP ids, as in "
+			 "\"mirrors ams1 ber1\"");
+	assert_parse_err("mirrors a b c\n", "t.conf:1: mirrors: expected one or two POP ids, as "
+			 "in \"mirrors ams1 ber1\"");
+	assert_parse_err("mirrors ams1 ams1\n", "t.conf:1: mirrors: \"ams1\" given twice");
+	assert_parse_err("mirrors AMS1\n", "t.conf:1: mirrors: \"AMS1\" is not a POP id (1-63 "
+			 "characters of a-z, 0-9 and \"-\")");
+	assert_parse_err("mirrors a\nmirrors b\n", "t.conf:2: mirrors: given twice (first at "
+			 "line 1)");
+
+	/* each must be a peer */
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_listen 10.0.0.1:7443\n"
+		 "peer t2 10.0.0.2:7443\npeer t3 10.0.0.3:7443\nmirrors t3 t2\n", link_files);
+	assert_int_equal(parse_checked(conf), 0);
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_listen 10.0.0.1:7443\n"
+		 "peer t2 10.0.0.2:7443\nmirrors t2 t4\n", link_files);
+	assert_int_equal(parse_checked(conf), -1);
+	assert_string_equal(err, "t.conf:12: mirrors: t4 is not a configured peer");
+	snprintf(conf, sizeof(conf), "%slisten pop3s 0.0.0.0:995\nlink_listen 10.0.0.1:7443\n"
+		 "peer t2 10.0.0.2:7443\nmirrors t1\n", link_files);
+	assert_int_equal(parse_checked(conf), -1);
+	assert_string_equal(err, "t.conf:12: mirrors: t1 is this node itself");
+	assert_int_equal(parse_checked("listen pop3s 0.0.0.0:995\nmirrors t2\n"), -1);
+	assert_string_equal(err, "t.conf:7: mirrors: t2 is not a configured peer");
+}
+
 static void test_check_anycast(void **state)
 {
 	/* addresses need nothing else: no BIRD socket is checked for, since a
@@ -1361,7 +1402,7 @@ static void test_doc_defaults(void **state)
 		"auth_fail_window", "idle_timeout", "pop3_max_bad_commands", "default_quota",
 		"map_size", "commit_batch_max", "link_listen", "link_ca", "link_cert", "link_key",
 		"peer", "link_ping_interval", "link_timeout", "link_breaker_failures",
-		"link_breaker_window", "link_breaker_cooloff", "link_max_hops", "anycast_address",
+		"link_breaker_window", "link_breaker_cooloff", "link_max_hops", "mirrors", "anycast_address",
 		"anycast_interface", "anycast_create_dummy", "bird_socket", "health_interval",
 		"health_rise", "health_fall", "health_hold_down", "health_min_free_disk",
 		"health_max_loop_delay", "health_max_replication_lag", "health_require_peer",
@@ -1462,6 +1503,7 @@ int main(void)
 		cmocka_unit_test(test_check_ok),
 		cmocka_unit_test(test_check_errors),
 		cmocka_unit_test(test_check_link),
+		cmocka_unit_test(test_mirrors),
 		cmocka_unit_test(test_check_anycast),
 		cmocka_unit_test(test_doc_defaults),
 		cmocka_unit_test(test_proto_names),
