@@ -95,7 +95,7 @@ integration: all $(INTEG_BINS)
 # libFuzzer targets: each fuzz_NAME.c is built with clang against the
 # parser sources listed here, then run for FUZZ_SECONDS from its corpus.
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := lmtp pop3 config imap mime dirwire bird repl
+FUZZ_TARGETS := lmtp pop3 config imap mime dirwire bird repl decode
 FUZZ_lmtp_SRCS := popnode/lmtp_parse.c
 FUZZ_pop3_SRCS := imapproxy/pop3_parse.c
 FUZZ_bird_SRCS := anycast/bird_parse.c
@@ -106,7 +106,10 @@ FUZZ_dirwire_SRCS := popnode/dir_wire.c popnode/directory.c
 FUZZ_dirwire_LIBS := -lcrypt -lcrypto
 FUZZ_imap_SRCS := imapproxy/imap_arena.c imapproxy/imap_utf7.c imapproxy/imap_seqset.c \
 	imapproxy/imap_date.c imapproxy/imap_reader.c imapproxy/imap_parse.c \
-	imapproxy/imap_fetch_parse.c imapproxy/imap_search_parse.c imapproxy/imap_search.c
+	imapproxy/imap_fetch_parse.c imapproxy/imap_search_parse.c imapproxy/imap_search.c \
+	imapproxy/imap_decode.c
+FUZZ_decode_SRCS := imapproxy/imap_decode.c imapproxy/imap_search.c imapproxy/imap_arena.c \
+	imapproxy/imap_seqset.c imapproxy/imap_date.c popnode/mime.c
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(INC)
 
 .SECONDEXPANSION:

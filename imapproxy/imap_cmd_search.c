@@ -15,6 +15,14 @@
  * without a copy.  AND children come cheapest first, so a message that
  * fails a flag or date key is never read.
  *
+ * BODY and TEXT search the decoded text parts (imap_search.h), which
+ * needs the MIME structure stored with the body at delivery: when the
+ * evaluator asks for it (get_mime, inside the text callback) the blob is
+ * read with store_msg_read_meta (a second read transaction, which the
+ * store's MDB_NOTLS environment allows), copied into a buffer kept for the
+ * whole SEARCH and decoded; a body without a blob (or with one that does
+ * not describe it) is parsed there and then, as FETCH does.
+ *
  * Resumable: at most SEARCH_BATCH messages per step; the result line is
  * written as it grows ("* SEARCH" then " n" per hit), or for ESEARCH kept
  * as MIN/MAX/COUNT and an ALL set built incrementally.
@@ -22,6 +30,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "imap_body.h"
@@ -29,6 +38,7 @@
 #include "imap_search.h"
 #include "imap_session.h"
 #include "log.h"
+#include "mime.h"
 #include "store.h"
 
 /* Messages matched per step. */
@@ -54,13 +64,18 @@ struct search_state {
 	bool failed;
 	uint64_t step_text;		/* text bytes read in this step */
 	unsigned text_keys;		/* keys that scan the text, >= 1 */
+	struct imap_buf blob;		/* copy of the current MIME blob */
 };
+
+/* A blob buffer bigger than this is freed after its message. */
+#define SEARCH_BLOB_KEEP (64u << 10)
 
 static void state_free(void *p)
 {
 	struct search_state *st = p;
 
 	imap_buf_free(&st->all);
+	imap_buf_free(&st->blob);
 }
 
 /* The first pass: note that the text is needed, offer none. */
@@ -74,11 +89,76 @@ static int note_text(void *ctx, struct imap_search_text *t)
 }
 
 struct text_job {
+	struct imap_session *s;
+	struct search_state *st;
 	const struct imap_search_node *tree;
 	struct imap_search_msg *msg;
+	const struct imap_msg *m;
 	bool result;
 	uint64_t len;			/* bytes handed to the evaluator */
+	/* get_mime */
+	const char *body;
+	size_t prefix_len, body_len;
+	struct mime_msg *mm;		/* freed after the match */
+	uint8_t *parsed;		/* blob made by mime_parse, or NULL */
+	bool no_blob;
+	bool mime_failed;
 };
+
+static int blob_cb(const void *meta, size_t len, void *arg)
+{
+	struct text_job *j = arg;
+
+	imap_buf_reset(&j->st->blob);
+	if (meta == NULL || len == 0) {
+		j->no_blob = true;
+		return STORE_OK;
+	}
+	if (imap_buf_add(&j->st->blob, meta, len) < 0)
+		j->mime_failed = true;
+	return STORE_OK;
+}
+
+/* imap_search_msg.get_mime: the stored structure, else a fresh parse. */
+static int get_mime(void *ctx, const struct mime_msg **mm_r, uint64_t *off_r)
+{
+	struct text_job *j = ctx;
+	struct imap_session *s = j->s;
+	int err;
+
+	err = store_msg_read_meta(s->n->store, s->userid, s->view.mboxid, j->m->uid, blob_cb, j);
+	if (err == STORE_NOTFOUND)
+		return -1;	/* expunged meanwhile */
+	if (err != STORE_OK || j->mime_failed) {
+		log_err("imap.search_mime", "sid=%" PRIu64 " user=%s mbox=%" PRIu32 " uid=%" PRIu32
+			" error=\"%s\"", s->serial, s->username, s->view.mboxid, j->m->uid,
+			err != STORE_OK ? store_strerror(err) : "out of memory");
+		j->st->failed = true;
+		return -1;
+	}
+	if (!j->no_blob &&
+	    (mime_blob_decode(j->st->blob.data, j->st->blob.len, &j->mm) < 0 ||
+	     j->mm->msg_len != j->body_len)) {
+		mime_msg_free(&j->mm);	/* does not describe this body */
+		j->no_blob = true;
+	}
+	if (j->no_blob) {
+		size_t blob_len = 0;
+		log_debug("imap.search_parse", "sid=%" PRIu64 " mbox=%" PRIu32 " uid=%" PRIu32
+			  " reason=no_stored_structure", s->serial, s->view.mboxid, j->m->uid);
+		if (mime_parse(j->body, j->body_len, &j->parsed, &blob_len) < 0 ||
+		    mime_blob_decode(j->parsed, blob_len, &j->mm) < 0) {
+			log_err("imap.search_mime", "sid=%" PRIu64 " user=%s mbox=%" PRIu32
+				" uid=%" PRIu32 " error=\"mime structure\"", s->serial,
+				s->username, s->view.mboxid, j->m->uid);
+			j->st->failed = true;
+			return -1;
+		}
+	}
+	*mm_r = j->mm;
+	*off_r = j->prefix_len;
+	return 0;
+}
 
 static int text_cb(const char *prefix, size_t prefix_len, const char *body, size_t body_len,
 		   void *arg)
@@ -90,8 +170,18 @@ static int text_cb(const char *prefix, size_t prefix_len, const char *body, size
 	j->msg->text.len[0] = prefix_len;
 	j->msg->text.p[1] = body;
 	j->msg->text.len[1] = body_len;
+	j->msg->get_mime = get_mime;
+	j->msg->ctx = j;
+	j->body = body;
+	j->prefix_len = prefix_len;
+	j->body_len = body_len;
 	j->len = (uint64_t)prefix_len + body_len;
 	j->result = imap_search_match(j->tree, j->msg);
+	mime_msg_free(&j->mm);
+	free(j->parsed);
+	j->parsed = NULL;
+	if (j->st->blob.cap > SEARCH_BLOB_KEEP)
+		imap_buf_free(&j->st->blob);
 	return 0;
 }
 
@@ -120,7 +210,7 @@ static bool match_one(struct imap_session *s, struct search_state *st,
 	if (!needed || m->expunged)
 		return r;	/* decided without the text (or it is gone) */
 
-	struct text_job j = { .tree = tree, .msg = &msg };
+	struct text_job j = { .s = s, .st = st, .tree = tree, .msg = &msg, .m = m };
 	int err = store_msg_read(s->n->store, s->userid, s->view.mboxid, m->uid, text_cb, &j);
 	st->step_text += j.len * st->text_keys;
 	if (err == STORE_OK)
@@ -248,6 +338,7 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	imap_buf_init(&st->all);
+	imap_buf_init(&st->blob);
 	s->cmd_state = st;
 	s->cmd_state_free = state_free;
 	st->text_keys = count_text_keys(a->tree);

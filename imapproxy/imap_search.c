@@ -5,20 +5,28 @@
  *
  * Substring search is Knuth-Morris-Pratt over ASCII-folded bytes, with the
  * folded pattern and failure table prepared once at parse time: linear in
- * the text, streaming (so text in two pieces, unfolded header values and
- * decoded encoded words all feed the same matcher byte by byte), and
- * without allocation.  Header values are unfolded into a stack buffer
- * (heap only for values over 4 KiB) before RFC 2047 decoding, which needs
- * look-ahead.  The message text is asked for lazily, at most once per
- * imap_search_match() call, and only when a text key is reached: the AND
- * ordering done by the parser puts those keys last.
+ * the text, streaming (so text in two pieces, unfolded header values,
+ * decoded encoded words and decoded body parts all feed the same matcher,
+ * and a match may span any chunk boundary), and without allocation.
+ * Between candidates it skips ahead with a short byte loop, then memchr.
+ * A pattern with non-ASCII bytes has the text folded on the way in
+ * (imap_fold_utf8, one pending byte of state).  Header values are
+ * unfolded into a stack buffer (heap only for values over 4 KiB) before
+ * RFC 2047 decoding, which needs look-ahead.  Body parts are located with
+ * the MIME structure (popnode/mime.h) and decoded chunk by chunk through
+ * imap_decode.h into stack buffers.  The message text, then its
+ * structure, are asked for lazily, at most once per imap_search_match()
+ * call, and only when a key needs them: the AND ordering done by the
+ * parser puts those keys last.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "imap_arena.h"
+#include "imap_decode.h"
 #include "imap_parse.h"
 #include "imap_search.h"
+#include "mime.h"
 
 static unsigned char fold(unsigned char ch)
 {
@@ -33,8 +41,21 @@ int imap_search_pattern_init(struct imap_search_pattern *pat, const char *s, siz
 
 	if (f == NULL || fail == NULL || len > UINT32_MAX)
 		return -1;
-	for (size_t i = 0; i < len; i++)
+	pat->utf8 = false;
+	for (size_t i = 0; i < len; i++) {
 		f[i] = fold((unsigned char)s[i]);
+		if (f[i] >= 0x80)
+			pat->utf8 = true;
+	}
+	if (pat->utf8) {
+		/* the caseless UTF-8 fold keeps the length */
+		struct imap_fold fs;
+		imap_fold_init(&fs);
+		size_t o = imap_fold_utf8(&fs, s, len, f);
+		o += imap_fold_finish(&fs, f + o);
+		if (o != len)
+			return -1;	/* cannot happen (imap_decode.h) */
+	}
 	f[len] = '\0';
 	if (len > 0)
 		fail[0] = 0;
@@ -59,6 +80,7 @@ struct matcher {
 	const struct imap_search_pattern *pat;
 	uint32_t j;
 	bool found;
+	struct imap_fold fs;	/* utf8 patterns: the text's fold state */
 };
 
 static void m_init(struct matcher *mt, const struct imap_search_pattern *pat)
@@ -66,9 +88,13 @@ static void m_init(struct matcher *mt, const struct imap_search_pattern *pat)
 	mt->pat = pat;
 	mt->j = 0;
 	mt->found = pat->len == 0;
+	imap_fold_init(&mt->fs);
 }
 
-static void m_feed(struct matcher *mt, const char *p, size_t n)
+/* KMP over text whose non-ASCII letters are already folded. */
+#define SKIP_BYTES 16
+
+static void m_kmp(struct matcher *mt, const char *p, size_t n)
 {
 	const unsigned char *f = mt->pat->folded;
 	const uint32_t *fail = mt->pat->fail;
@@ -76,21 +102,48 @@ static void m_feed(struct matcher *mt, const char *p, size_t n)
 	uint32_t j = mt->j;
 	const unsigned char *s = (const unsigned char *)p;
 	const unsigned char f0 = f[0];
+	/* The skip to the next possible first byte: a byte loop for up to
+	 * SKIP_BYTES bytes, then memchr for the bytes that fold to f0 (where
+	 * it last found each is kept: NULL not looked yet, s + n none left).
+	 * memchr wins by far where first bytes are rare; the byte loop first
+	 * keeps text dense with them (one memchr call per byte) from costing
+	 * more than a plain byte loop. */
+	const unsigned char up = f0 >= 'a' && f0 <= 'z' ? (unsigned char)(f0 - 32) : f0;
+	const unsigned char *next_lo = NULL, *next_up = NULL;
 
 	if (mt->found)
 		return;
 	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = fold(s[i]);
+		unsigned char ch;
 		if (j == 0) {
-			/* fast skip to the next possible first byte */
-			while (ch != f0) {
-				if (++i == n) {
-					mt->j = 0;
-					return;
-				}
-				ch = fold(s[i]);
+			size_t lim = n - i < SKIP_BYTES ? n : i + SKIP_BYTES;
+			while (i < lim && fold(s[i]) != f0)
+				i++;
+			if (i == n) {
+				mt->j = 0;
+				return;
 			}
 		}
+		if (j == 0 && fold(s[i]) != f0) {
+			const unsigned char *at = s + i;
+			if (next_lo == NULL || next_lo < at) {
+				next_lo = memchr(at, f0, n - i);
+				if (next_lo == NULL)
+					next_lo = s + n;
+			}
+			if (up != f0 && (next_up == NULL || next_up < at)) {
+				next_up = memchr(at, up, n - i);
+				if (next_up == NULL)
+					next_up = s + n;
+			}
+			const unsigned char *c = up != f0 && next_up < next_lo ? next_up : next_lo;
+			if (c == s + n) {
+				mt->j = 0;
+				return;
+			}
+			i = (size_t)(c - s);
+		}
+		ch = fold(s[i]);
 		while (j > 0 && ch != f[j])
 			j = fail[j - 1];
 		if (ch == f[j] && ++j == len) {
@@ -101,9 +154,40 @@ static void m_feed(struct matcher *mt, const char *p, size_t n)
 	mt->j = j;
 }
 
+#define FOLD_CHUNK 512
+
+/* Feed text.  An ASCII pattern can only match where the ASCII-folded text
+ * does (the UTF-8 fold never makes or changes an ASCII byte), so only
+ * patterns with other bytes pay for the UTF-8 fold. */
+static void m_feed(struct matcher *mt, const char *p, size_t n)
+{
+	char buf[FOLD_CHUNK + 1];
+
+	if (!mt->pat->utf8) {
+		m_kmp(mt, p, n);
+		return;
+	}
+	while (n > 0 && !mt->found) {
+		size_t k = n < FOLD_CHUNK ? n : FOLD_CHUNK;
+		m_kmp(mt, buf, imap_fold_utf8(&mt->fs, p, k, buf));
+		p += k;
+		n -= k;
+	}
+}
+
 static void m_byte(struct matcher *mt, char ch)
 {
 	m_feed(mt, &ch, 1);
+}
+
+/* End of one stream of text: whether the pattern was found in it. */
+static bool m_done(struct matcher *mt)
+{
+	char ch;
+
+	if (!mt->found && mt->pat->utf8 && imap_fold_finish(&mt->fs, &ch) == 1)
+		m_kmp(mt, &ch, 1);
+	return mt->found;
 }
 
 /* ---- message text in up to two pieces ------------------------------------ */
@@ -229,38 +313,12 @@ static int b64v(unsigned char ch)
 	return -1;
 }
 
-enum cs_kind { CS_RAW, CS_LATIN1 };
-
-static bool cs_eq(const char *p, size_t n, const char *name)
-{
-	size_t l = strlen(name);
-
-	if (n != l)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (fold((unsigned char)p[i]) != (unsigned char)name[i])
-			return false;
-	return true;
-}
-
-static enum cs_kind charset_kind(const char *p, size_t n)
-{
-	const char *star = memchr(p, '*', n);	/* RFC 2231 language suffix */
-
-	if (star != NULL)
-		n = (size_t)(star - p);
-	if (cs_eq(p, n, "iso-8859-1") || cs_eq(p, n, "latin1") || cs_eq(p, n, "iso8859-1") ||
-	    cs_eq(p, n, "windows-1252") || cs_eq(p, n, "cp1252"))
-		return CS_LATIN1;
-	return CS_RAW;
-}
-
 /* Feed one decoded byte, converted from the charset to UTF-8. */
-static void feed_cs(struct matcher *mt, enum cs_kind cs, unsigned char b)
+static void feed_cs(struct matcher *mt, enum imap_charset cs, unsigned char b)
 {
-	if (cs == CS_LATIN1 && b >= 0x80) {
-		m_byte(mt, (char)(0xc0 | (b >> 6)));
-		m_byte(mt, (char)(0x80 | (b & 0x3f)));
+	if (b >= 0x80 && !imap_charset_is_raw(cs)) {
+		char u[3];
+		m_feed(mt, u, imap_charset_to_utf8(cs, &b, 1, u));
 	} else {
 		m_byte(mt, (char)b);
 	}
@@ -305,7 +363,7 @@ static size_t ew_scan(const char *s, size_t n, size_t i, size_t *cs_a, size_t *c
 static void ew_decode(const char *s, size_t cs_a, size_t cs_n, char enc, size_t tx_a,
 		      size_t tx_n, struct matcher *mt)
 {
-	enum cs_kind cs = charset_kind(s + cs_a, cs_n);
+	enum imap_charset cs = imap_charset_lookup(s + cs_a, cs_n);
 	const unsigned char *t = (const unsigned char *)s + tx_a;
 
 	if (enc == 'q') {
@@ -482,7 +540,7 @@ static bool header_walk(const struct vt *v, size_t hdr_len, const char *field, s
 			struct matcher mt;
 			m_init(&mt, pat);
 			feed_value(val, vlen, &mt);
-			found = mt.found;
+			found = m_done(&mt);
 		}
 		if (heap)
 			free(val);
@@ -502,6 +560,163 @@ bool imap_search_header_contains(const struct imap_search_text *hdr, const char 
 	return header_walk(&v, v.len, field, field_len, pat, NULL);
 }
 
+/* ---- decoded body ------------------------------------------------------ */
+
+/* A view of [a, b) of v. */
+static void vt_sub(const struct vt *v, size_t a, size_t b, struct vt *s)
+{
+	if (a < v->n[0]) {
+		s->p[0] = v->p[0] + a;
+		s->n[0] = (b < v->n[0] ? b : v->n[0]) - a;
+		s->p[1] = v->p[1];
+		s->n[1] = b > v->n[0] ? b - v->n[0] : 0;
+	} else {
+		s->p[0] = v->p[1] != NULL ? v->p[1] + (a - v->n[0]) : NULL;
+		s->n[0] = b - a;
+		s->p[1] = NULL;
+		s->n[1] = 0;
+	}
+	s->len = b - a;
+}
+
+/* A header block [a, b) (a whole header, or an embedded message's):
+ * the raw bytes, then, if it has encoded words, the decoded field values. */
+static bool header_block_contains(const struct vt *v, size_t a, size_t b,
+				  const struct imap_search_pattern *pat)
+{
+	struct matcher mt;
+	struct vt h;
+
+	vt_sub(v, a, b, &h);
+	m_init(&mt, pat);
+	vt_feed(&h, 0, h.len, &mt);
+	/* decoded values differ from the raw bytes only where encoded words
+	 * are */
+	return m_done(&mt) || (vt_has_ew(&h, h.len) && header_walk(&h, h.len, NULL, 0, pat, NULL));
+}
+
+#define DEC_CHUNK 2048	/* raw bytes decoded at a time */
+
+enum cte { CTE_IDENTITY, CTE_BASE64, CTE_QP };
+
+/* Whether s is lit (lower case) ignoring ASCII case. */
+static bool mstr_is(struct mime_str s, const char *lit)
+{
+	size_t l = strlen(lit);
+
+	if (s.p == NULL || s.len != l)
+		return false;
+	for (size_t i = 0; i < l; i++)
+		if (fold((unsigned char)s.p[i]) != (unsigned char)lit[i])
+			return false;
+	return true;
+}
+
+/* Feed [a, b) of v, transfer-decoded and converted to UTF-8, to mt.  The
+ * bytes go through in DEC_CHUNK pieces (stack buffers only); stops once
+ * the pattern is found. */
+static void feed_decoded(const struct vt *v, size_t a, size_t b, enum cte enc,
+			 enum imap_charset cs, struct matcher *mt)
+{
+	unsigned char dec[IMAP_DECODE_OUT_MAX(DEC_CHUNK)];
+	unsigned char utf[3 * IMAP_DECODE_OUT_MAX(DEC_CHUNK)];
+	struct imap_b64 b64;
+	struct imap_qp qp;
+
+	if (enc == CTE_IDENTITY && imap_charset_is_raw(cs)) {
+		vt_feed(v, a, b, mt);
+		return;
+	}
+	imap_b64_init(&b64);
+	imap_qp_init(&qp);
+	while (a < b && !mt->found) {
+		/* a contiguous span of at most DEC_CHUNK bytes */
+		const char *p;
+		size_t n = b - a;
+		if (a < v->n[0]) {
+			p = v->p[0] + a;
+			if (n > v->n[0] - a)
+				n = v->n[0] - a;
+		} else {
+			p = v->p[1] + (a - v->n[0]);
+		}
+		if (n > DEC_CHUNK)
+			n = DEC_CHUNK;
+		a += n;
+		const unsigned char *d = (const unsigned char *)p;
+		size_t dn = n;
+		if (enc == CTE_BASE64) {
+			dn = imap_b64_decode(&b64, p, n, dec);
+			d = dec;
+		} else if (enc == CTE_QP) {
+			dn = imap_qp_decode(&qp, p, n, dec);
+			d = dec;
+		}
+		if (imap_charset_is_raw(cs)) {
+			m_feed(mt, (const char *)d, dn);
+		} else {
+			m_feed(mt, (const char *)utf, imap_charset_to_utf8(cs, d, dn, utf));
+		}
+	}
+	if (enc == CTE_QP && !mt->found) {
+		size_t dn = imap_qp_finish(&qp, dec);
+		m_feed(mt, (const char *)utf, imap_charset_to_utf8(cs, dec, dn, utf));
+	}
+}
+
+/* Whether the decoded text of a text/ * leaf contains pat. */
+static bool part_contains(const struct vt *v, size_t base, const struct mime_part *p,
+			  const struct imap_search_pattern *pat)
+{
+	struct matcher mt;
+	enum cte enc = CTE_IDENTITY;
+	enum imap_charset cs = IMAP_CS_UTF8;
+	size_t a = base + p->body_off, b = a + p->body_len;
+
+	if (b > v->len)
+		b = v->len;
+	if (a >= b)
+		return false;
+	if (mstr_is(p->encoding, "base64"))
+		enc = CTE_BASE64;
+	else if (mstr_is(p->encoding, "quoted-printable"))
+		enc = CTE_QP;
+	for (uint32_t i = 0; i < p->n_params; i++)
+		if (mstr_is(p->params[i].name, "charset") && p->params[i].value.p != NULL) {
+			cs = imap_charset_lookup(p->params[i].value.p, p->params[i].value.len);
+			break;
+		}
+	m_init(&mt, pat);
+	feed_decoded(v, a, b, enc, cs, &mt);
+	return m_done(&mt);
+}
+
+/* BODY: with the MIME structure mm of the text from offset base on, the
+ * decoded text/ * leaves and the headers of embedded messages; without
+ * it, the raw bytes after the header. */
+static bool body_contains(const struct vt *v, size_t body, const struct mime_msg *mm,
+			  size_t base, const struct imap_search_pattern *pat)
+{
+	if (mm == NULL || base > v->len || mm->msg_len > v->len - base) {
+		struct matcher mt;
+		m_init(&mt, pat);
+		vt_feed(v, body, v->len, &mt);
+		return m_done(&mt);
+	}
+	for (uint32_t i = 0; i < mm->n_parts; i++) {
+		const struct mime_part *p = &mm->parts[i];
+		if (i > 0 && p->has_envelope) {
+			size_t a = base + p->hdr_off, b = a + p->hdr_len;
+			if (b <= v->len && a < b && header_block_contains(v, a, b, pat))
+				return true;
+		}
+		if (p->kind == MIME_KIND_LEAF && mstr_is(p->type, "text") &&
+		    part_contains(v, base, p, pat))
+			return true;
+	}
+	return false;
+}
+
 /* ---- evaluation --------------------------------------------------------- */
 
 struct eval {
@@ -512,6 +727,9 @@ struct eval {
 	bool sent_done;
 	bool sent_ok;
 	int32_t sent_day;
+	bool mime_loaded, mime_ok;
+	const struct mime_msg *mime;
+	size_t mime_off;
 };
 
 static bool load(struct eval *e)
@@ -527,6 +745,27 @@ static bool load(struct eval *e)
 	vt_init(&e->v, &t);
 	vt_split(&e->v, &e->hdr_len, &e->body);
 	e->ok = true;
+	return true;
+}
+
+/* The MIME structure, asked for once (after the text). */
+static bool load_mime(struct eval *e)
+{
+	const struct mime_msg *mm = e->m->mime;
+	uint64_t off = e->m->mime_off;
+
+	if (e->mime_loaded)
+		return e->mime_ok;
+	e->mime_loaded = true;
+	if (e->m->get_mime != NULL && e->m->get_mime(e->m->ctx, &mm, &off) < 0) {
+		e->mime_ok = false;
+		return false;
+	}
+	e->mime = mm;
+	e->mime_off = off <= e->v.len ? (size_t)off : e->v.len;
+	if (off > e->v.len)
+		e->mime = NULL;	/* does not describe this text */
+	e->mime_ok = true;
 	return true;
 }
 
@@ -604,25 +843,17 @@ static bool eval(const struct imap_search_node *n, struct eval *e)
 		return header_walk(&e->v, e->hdr_len, n->u.text.field, n->u.text.field_len,
 				   &n->u.text.pat, NULL);
 	case IMAP_SEARCH_BODY:
-	case IMAP_SEARCH_TEXT: {
+	case IMAP_SEARCH_TEXT:
 		if (!load(e))
 			return false;
 		if (n->u.text.pat.len == 0)
 			return true;
-		struct matcher mt;
-		if (n->type == IMAP_SEARCH_TEXT) {
-			m_init(&mt, &n->u.text.pat);
-			vt_feed(&e->v, 0, e->hdr_len, &mt);
-			/* decoded values differ from the raw bytes only where
-			 * encoded words are */
-			if (mt.found || (vt_has_ew(&e->v, e->hdr_len) &&
-					 header_walk(&e->v, e->hdr_len, NULL, 0, &n->u.text.pat, NULL)))
-				return true;
-		}
-		m_init(&mt, &n->u.text.pat);
-		vt_feed(&e->v, e->body, e->v.len, &mt);
-		return mt.found;
-	}
+		if (n->type == IMAP_SEARCH_TEXT &&
+		    header_block_contains(&e->v, 0, e->hdr_len, &n->u.text.pat))
+			return true;
+		if (!load_mime(e))
+			return false;
+		return body_contains(&e->v, e->body, e->mime, e->mime_off, &n->u.text.pat);
 	case IMAP_SEARCH_TYPE_COUNT:
 		break;
 	}

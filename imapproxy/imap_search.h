@@ -18,15 +18,27 @@
  * before headers before bodies), so a message is only read when needed.
  *
  * Matching (imap_search_match):
- *   - strings: ASCII case-insensitive substring; other bytes (UTF-8)
- *     compared as they are.  An empty string matches everything (HEADER f
- *     "" matches messages that have field f).
+ *   - strings: case-insensitive substring over UTF-8: ASCII letters, and
+ *     for a string with non-ASCII bytes also the letters of Latin-1,
+ *     Latin Extended-A, Greek and Cyrillic (imap_fold_utf8 in
+ *     imap_decode.h); other bytes compared as they are.  An empty string
+ *     matches everything (HEADER f "" matches messages that have field f).
+ *   - charsets (encoded words and text parts): UTF-8 and US-ASCII as
+ *     they are; ISO-8859-1, ISO-8859-15 and Windows-1252 converted to
+ *     UTF-8; other charsets left as bytes (imap_decode.h).
  *   - HEADER: every occurrence of the field, unfolded, with RFC 2047
- *     encoded words decoded (B and Q; UTF-8/US-ASCII as is, ISO-8859-1
- *     and Windows-1252 converted to UTF-8, other charsets left as bytes);
- *     whitespace between adjacent encoded words is dropped.
- *   - BODY: the raw bytes after the header's blank line (no MIME or
- *     transfer decoding); TEXT: header and body.
+ *     encoded words decoded (B and Q); whitespace between adjacent encoded
+ *     words is dropped.
+ *   - BODY: with the message's MIME structure (popnode/mime.h; get_mime
+ *     or mime below), the text of every text/ * leaf part, base64 or
+ *     quoted-printable decoded and converted to UTF-8, plus the header of
+ *     every embedded message/rfc822 (as TEXT searches a header); parts
+ *     that are not text (images, application/ *, ...), MIME part headers,
+ *     preambles and epilogues are not searched.  Each part is decoded
+ *     in DEC_CHUNK pieces with stack buffers, stopping at the first
+ *     match.  Without a structure: the raw bytes after the header's blank
+ *     line.
+ *   - TEXT: the header (raw, and with encoded words decoded) or BODY.
  *   - BEFORE/ON/SINCE: the internal date's calendar day at the offset the
  *     session gives (tz_offset).  SENTBEFORE/SENTON/SENTSINCE: the day
  *     written in the Date: header (its own zone ignored); a message
@@ -44,6 +56,8 @@
 #include <stdint.h>
 
 #include "imap_seqset.h"
+
+struct mime_msg;
 
 enum imap_search_type {
 	IMAP_SEARCH_ALL,	/* every message */
@@ -73,7 +87,10 @@ enum imap_search_type {
 struct imap_search_pattern {
 	const char *s;		/* as given by the client, NUL-terminated */
 	size_t len;
-	const unsigned char *folded;	/* s with ASCII A-Z folded to a-z */
+	const unsigned char *folded;	/* s folded: ASCII A-Z to a-z, and if
+					 * utf8, imap_fold_utf8 (same length) */
+	bool utf8;		/* s has non-ASCII bytes: the text is folded
+				 * with imap_fold_utf8 before comparing */
 	const uint32_t *fail;	/* KMP failure table, len entries */
 };
 
@@ -134,6 +151,20 @@ struct imap_search_msg {
 	int (*get_text)(void *ctx, struct imap_search_text *t);
 	void *ctx;
 	struct imap_search_text text;
+	/* The MIME structure of the text from offset mime_off on (popnode's
+	 * per-recipient prefix comes before it), for BODY and TEXT.  If
+	 * get_mime is set it is called (with ctx, at most once per
+	 * imap_search_match call, after get_text, and only when a BODY or
+	 * TEXT key gets to the body) and returns 0 after setting *mm_r and
+	 * *off_r, or -1 if the structure cannot be had (BODY then does not
+	 * match; TEXT only on the header); otherwise `mime` and `mime_off`
+	 * are used as they are.  The structure must stay valid until
+	 * imap_search_match returns.  NULL, or one that does not fit in the
+	 * text (mime_off + msg_len beyond its end): the body is searched as
+	 * raw bytes. */
+	int (*get_mime)(void *ctx, const struct mime_msg **mm_r, uint64_t *off_r);
+	const struct mime_msg *mime;
+	uint64_t mime_off;
 };
 
 /* Set the bit of every KEYWORD node: lookup returns the mailbox's bit

@@ -1,9 +1,12 @@
 """IMAP message commands beyond the acceptance tests: big bodies streamed with
 bounded memory, many-message FETCH, partial fetches, CHANGEDSINCE/VANISHED,
 STORE .SILENT under CONDSTORE, UID EXPUNGE, MOVE with QRESYNC, ESEARCH,
-APPEND errors, and a message expunged under a FETCH.  A small raw client
+SEARCH BODY/TEXT over decoded (base64, quoted-printable, charset-converted)
+text parts, APPEND errors, and a message expunged under a FETCH.  A small raw client
 reads literals exactly, so byte counts are checked, not just substrings."""
+import base64
 import datetime
+import imaplib
 import re
 import socket
 
@@ -246,6 +249,73 @@ def test_esearch_and_search_text(node):
     u, t = c.cmd(b"SEARCH 2:3 SUBJECT s")
     assert u == [b"* SEARCH 2 3"], u
     c.close()
+
+
+def _mime(subject, parts):
+    """A multipart/mixed message; parts are (headers, encoded body)."""
+    out = ("From: sender@example.org\r\nTo: alice@example.com\r\nSubject: %s\r\n"
+           "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"=b=\"\r\n\r\n"
+           % subject).encode()
+    for hdr, body in parts:
+        out += b"--=b=\r\n" + hdr.encode() + b"\r\n\r\n" + body + b"\r\n"
+    return out + b"--=b=--\r\n"
+
+
+def test_search_decoded_text_parts(node):
+    utf8_text = "Rendez-vous \u00e0 Z\u00fcrich : Gr\u00fc\u00dfe von \u00c5sa\r\n" * 3
+    b64 = base64.encodebytes(utf8_text.encode()).replace(b"\n", b"\r\n").rstrip()
+    m1 = _mime("one", [
+        ("Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: base64", b64),
+        ("Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64",
+         base64.b64encode(b"hiddenword inside an attachment"))])
+    qp = (b"Cr=E8me br=FBl=E9e au caf=E9 =E0 Montr=E9al, l'=E9t=E9 dernier, avec =\r\n"
+          b"Fran=E7ois.")
+    m2 = _mime("two", [("Content-Type: text/plain; charset=ISO-8859-1\r\n"
+                        "Content-Transfer-Encoding: quoted-printable", qp)])
+    m3 = msg("three", "Plain ASCII body about Zurich and cafes.\r\n")
+    for m in (m1, m2, m3):
+        assert deliver(node, "alice@example.com", m) == {}
+
+    c = imaplib.IMAP4("127.0.0.1", node.ports["imapplain"], timeout=30)
+    c.login("alice", "secret")
+    c.select("INBOX")
+
+    def search(key, text):
+        c.literal = text.encode()
+        typ, data = c.search("UTF-8", key)
+        assert typ == "OK", (key, text, data)
+        return [int(x) for x in data[0].split()]
+
+    # decoded words, any case, in base64 UTF-8 and QP ISO-8859-1 parts
+    assert search("BODY", "z\u00fcrich") == [1]
+    assert search("BODY", "GR\u00dc\u00dfE VON \u00c5SA") == [1]
+    assert search("TEXT", "Gr\u00fc\u00dfe") == [1]
+    assert search("BODY", "cr\u00e8me br\u00fbl\u00e9e") == [2]
+    assert search("BODY", "CR\u00c8ME BR\u00dbL\u00c9E") == [2]
+    assert search("TEXT", "Montr\u00e9al") == [2]
+    assert search("BODY", "avec Fran\u00e7ois") == [2]  # across a soft line break
+    assert search("BODY", "zurich") == [3]
+    assert search("TEXT", "caf") == [2, 3]
+    # not by their encoded forms
+    assert search("BODY", b64[:16].decode()) == []
+    assert search("TEXT", b64[20:36].decode()) == []
+    assert search("BODY", "caf=E9") == []
+    assert search("TEXT", "Montr=E9al") == []
+    assert search("BODY", "=\r\nFran") == []
+    # attachments are not text; MIME headers are not body text
+    assert search("BODY", "hiddenword") == []
+    assert search("TEXT", "hiddenword") == []
+    assert search("BODY", "octet-stream") == []
+    assert search("TEXT", "multipart/mixed") == [1, 2]
+    # the plain imaplib form (no CHARSET) still works
+    typ, data = c.search(None, "BODY", "rendez-vous")
+    assert typ == "OK" and data == [b"1"], data
+    typ, data = c.uid("SEARCH", "TEXT", "ASCII")
+    assert typ == "OK" and len(data[0].split()) == 1, data
+    c.logout()
+    # the structures stored at delivery were used, nothing was parsed
+    log = node.read_log()
+    assert "imap.search_parse" not in log and "imap.search_mime" not in log
 
 
 def test_append_errors_and_appenduid(node):

@@ -5,7 +5,14 @@
  * flags, keywords, sequence and UID sets with '*', dates (internal date
  * with a zone offset, Date: header), sizes, modseq, header/body/text
  * substring search with ASCII case folding, folding, RFC 2047 words,
- * text in two pieces, lazy text loading, and KMP against a naive search.
+ * text in two pieces, lazy text loading, and KMP against a naive search;
+ * BODY/TEXT over the MIME structure (popnode/mime.c): base64 and
+ * quoted-printable text parts in UTF-8, ISO-8859-1/15 and Windows-1252
+ * found by their decoded words with caseless UTF-8 matching and not by
+ * their encoded forms, non-text parts and part headers skipped, embedded
+ * message headers searched, big parts decoded chunk by chunk with matches
+ * across chunk boundaries (checked against a naive search on random
+ * text), the lazy get_mime call and its failure.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,8 +24,11 @@
 #include <strings.h>
 #include <cmocka.h>
 
+#include "imap_arena.h"
+#include "imap_decode.h"
 #include "imap_parse.h"
 #include "imap_search.h"
+#include "mime.h"
 
 static struct imap_limits lim;
 
@@ -439,8 +449,9 @@ static void test_match_headers(void **state)
 	/* RFC 2047 Q in ISO-8859-1, decoded to UTF-8 */
 	assert_true(match("CHARSET UTF-8 FROM \"Andr\xc3\xa9 Pirard\"", &mb));
 	assert_false(match("FROM Andr=E9", &mb));
-	/* UTF-8 bytes compared as they are: no folding of non-ASCII */
-	assert_false(match("CHARSET UTF-8 FROM \"ANDR\xc3\x89\"", &mb));
+	/* caseless beyond ASCII: É matches é */
+	assert_true(match("CHARSET UTF-8 FROM \"ANDR\xc3\x89\"", &mb));
+	assert_false(match("CHARSET UTF-8 FROM \"ANDR\xc3\x88\"", &mb));
 	/* folded To: unfolded with its white space */
 	assert_true(match("TO \"net>,\tCarol\"", &mb));
 	assert_true(match("TO carol@example", &mb));
@@ -606,6 +617,471 @@ static void test_match_kmp_random(void **state)
 	}
 }
 
+
+/* ---- decoded bodies ------------------------------------------------------ */
+
+struct mimebuf {
+	uint8_t *blob;
+	struct mime_msg *mm;
+};
+
+/* mb describes prefix + body, with body's MIME structure. */
+static void mime_msg_init(struct msgbuf *mb, struct mimebuf *x, const char *prefix,
+			  const char *body)
+{
+	size_t blob_len;
+
+	assert_int_equal(mime_parse(body, strlen(body), &x->blob, &blob_len), 0);
+	assert_int_equal(mime_blob_decode(x->blob, blob_len, &x->mm), 0);
+	msg_init(mb, prefix, body);
+	mb->m.mime = x->mm;
+	mb->m.mime_off = prefix != NULL ? strlen(prefix) : 0;
+}
+
+static void mime_done(struct mimebuf *x)
+{
+	mime_msg_free(&x->mm);
+	free(x->blob);
+	x->blob = NULL;
+}
+
+static const char prefix1[] = "Return-Path: <a@example.org>\r\nDelivered-To: bob@example.net\r\n";
+
+/* "Grüße aus Köln, Straße" in UTF-8, base64; "café crème brûlée" in
+ * ISO-8859-1, quoted-printable with a soft break inside "crème"; a base64
+ * application part holding "secretword"; an embedded message. */
+static const char mime1[] =
+	"From: alice@example.org\r\n"
+	"Subject: =?UTF-8?Q?R=C3=A9union?=\r\n"
+	"MIME-Version: 1.0\r\n"
+	"Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n"
+	"\r\n"
+	"This is the preamble.\r\n"
+	"--XYZ\r\n"
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"Content-Transfer-Encoding: base64\r\n"
+	"X-Part-Header: partheaderword\r\n"
+	"\r\n"
+	"R3LDvMOfZSBhdXMgS8O2bG4sIFN0cmHDn2U=\r\n"
+	"--XYZ\r\n"
+	"Content-Type: text/html; charset=\"ISO-8859-1\"\r\n"
+	"Content-Transfer-Encoding: quoted-printable\r\n"
+	"\r\n"
+	"<p>caf=E9 cr=\r\n"
+	"=E8me br=FBl=E9e</p>=\r\n"
+	"--XYZ\r\n"
+	"Content-Type: application/octet-stream\r\n"
+	"Content-Transfer-Encoding: base64\r\n"
+	"\r\n"
+	"c2VjcmV0d29yZA==\r\n"
+	"--XYZ\r\n"
+	"Content-Type: message/rfc822\r\n"
+	"\r\n"
+	"Subject: =?ISO-8859-15?Q?=A4uro_forwarded?=\r\n"
+	"From: carol@example.org\r\n"
+	"\r\n"
+	"Inner body with innerword.\r\n"
+	"--XYZ--\r\n"
+	"Epilogue epilogueword.\r\n";
+
+static void test_match_mime_decoded(void **state)
+{
+	struct msgbuf mb;
+	struct mimebuf x;
+
+	mime_msg_init(&mb, &x, prefix1, mime1);
+	/* base64 UTF-8, caseless (ASCII and Latin-1 letters) */
+	assert_true(match("CHARSET UTF-8 BODY \"gr\xc3\xbc\xc3\x9f" "e aus\"", &mb));
+	assert_true(match("CHARSET UTF-8 BODY \"GR\xc3\x9c\xc3\x9f" "E AUS K\xc3\x96LN\"", &mb));
+	assert_true(match("CHARSET UTF-8 TEXT \"stra\xc3\x9f" "e\"", &mb));
+	assert_true(match("BODY aus", &mb));
+	assert_false(match("BODY R3LDvMOfZSBh", &mb));	/* not the encoded form */
+	assert_false(match("TEXT R3LDvMOfZSBh", &mb));
+	assert_false(match("CHARSET UTF-8 BODY \"gr\xc3\xbc\xc3\x9f" "e ausk\"", &mb));
+	/* QP ISO-8859-1: decoded, converted, soft break joined */
+	assert_true(match("CHARSET UTF-8 BODY \"caf\xc3\xa9 cr\xc3\xa8me\"", &mb));
+	assert_true(match("CHARSET UTF-8 BODY \"CAF\xc3\x89 CR\xc3\x88ME BR\xc3\x9bL\xc3\x89" "E\"",
+			  &mb));
+	assert_true(match("CHARSET UTF-8 TEXT \"br\xc3\xbbl\xc3\xa9" "e</p>\"", &mb));
+	assert_false(match("BODY caf=E9", &mb));
+	assert_false(match("BODY \"cr=\"", &mb));
+	assert_false(match("CHARSET UTF-8 BODY \"caf\xe9\"", &mb));	/* raw Latin-1 byte */
+	/* non-text parts, part headers, preamble and epilogue are not body text */
+	assert_false(match("BODY secretword", &mb));
+	assert_false(match("TEXT secretword", &mb));
+	assert_false(match("BODY c2VjcmV0d29yZA", &mb));
+	assert_false(match("BODY partheaderword", &mb));
+	assert_false(match("BODY Content-Transfer-Encoding", &mb));
+	assert_false(match("BODY preamble", &mb));
+	assert_false(match("BODY epilogueword", &mb));
+	/* the embedded message: its header (encoded words decoded) and text */
+	assert_true(match("BODY innerword", &mb));
+	assert_true(match("BODY carol@example", &mb));
+	assert_true(match("CHARSET UTF-8 BODY \"\xe2\x82\xac" "uro forwarded\"", &mb));
+	/* TEXT: the message header (prefix included, encoded words decoded) */
+	assert_true(match("TEXT content-type", &mb));
+	assert_true(match("TEXT delivered-to", &mb));
+	assert_true(match("CHARSET UTF-8 TEXT \"R\xc3\x89UNION\"", &mb));
+	assert_false(match("BODY alice", &mb));
+	assert_true(match("TEXT alice", &mb));
+	assert_true(match("NOT BODY secretword", &mb));
+	assert_true(match("OR BODY nothere BODY innerword", &mb));
+	mime_done(&x);
+
+	/* without a structure: the raw bytes, as before */
+	msg_init(&mb, prefix1, mime1);
+	assert_true(match("BODY secretword", &mb) == false);
+	assert_true(match("BODY c2VjcmV0d29yZA", &mb));
+	assert_true(match("BODY partheaderword", &mb));
+	/* a structure that does not fit the text is not used */
+	mime_msg_init(&mb, &x, prefix1, mime1);
+	mb.m.mime_off = strlen(prefix1) + 10;
+	assert_true(match("BODY c2VjcmV0d29yZA", &mb));
+	mb.m.mime_off = UINT64_MAX;
+	assert_true(match("BODY c2VjcmV0d29yZA", &mb));
+	mime_done(&x);
+}
+
+static void test_match_mime_single(void **state)
+{
+	static const struct {
+		const char *msg;
+		const char *key;
+		bool match;
+	} cases[] = {
+		/* single-part messages, every charset and encoding */
+		{ "Content-Transfer-Encoding: quoted-printable\r\n"
+		  "Content-Type: text/plain; charset=iso-8859-15\r\n\r\nprix: 5 =A4\r\n",
+		  "CHARSET UTF-8 BODY \"5 \xe2\x82\xac\"", true },
+		{ "Content-Transfer-Encoding: quoted-printable\r\n"
+		  "Content-Type: text/plain; charset=windows-1252\r\n\r\n=93quoted=94 =80\r\n",
+		  "CHARSET UTF-8 BODY \"\xe2\x80\x9cQUOTED\xe2\x80\x9d \xe2\x82\xac\"", true },
+		{ "Content-Type: text/plain; charset=iso-8859-1\r\n"
+		  "Content-Transfer-Encoding: 8bit\r\n\r\nna\xefve fa\xe7" "ade\r\n",
+		  "CHARSET UTF-8 BODY \"NA\xc3\x8fVE FA\xc3\x87" "ADE\"", true },
+		{ "Content-Type: text/plain; charset=us-ascii\r\n"
+		  "Content-Transfer-Encoding: BASE64\r\n\r\nSGVsbG8gV29ybGQ=\r\n",
+		  "BODY \"hello world\"", true },
+		{ "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+		  "SGVs\r\nbG8g\r\nV29y\r\nbGQ=\r\n",
+		  "BODY \"hello world\"", true },
+		/* unknown charset: the decoded bytes as they are */
+		{ "Content-Type: text/plain; charset=koi8-r\r\n"
+		  "Content-Transfer-Encoding: base64\r\n\r\n9MXT1A==\r\n",
+		  "CHARSET UTF-8 BODY \"\xf4\xc5\xd3\xd4\"", true },
+		/* no Content-Type: text/plain us-ascii */
+		{ "Subject: x\r\n\r\nplain body\r\n", "BODY \"plain body\"", true },
+		/* a non-text message has no body text */
+		{ "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+		  "SGVsbG8gV29ybGQ=\r\n", "BODY hello", false },
+		{ "Content-Type: image/png\r\n\r\nhello\r\n", "BODY hello", false },
+		{ "Content-Type: image/png\r\n\r\nhello\r\n", "TEXT image/png", true },
+		/* a malformed base64 body still gives its readable words */
+		{ "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+		  "SGVs!!bG8g*V29y\r\nbGQ\r\n", "BODY \"hello wor\"", true },
+		/* broken QP escapes are kept */
+		{ "Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+		  "100=% sure=ZZ\r\n", "BODY \"100=% sure=zz\"", true },
+		/* multipart/alternative: both parts searched */
+		{ "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n"
+		  "Content-Type: text/plain\r\n\r\nplainword\r\n--b\r\n"
+		  "Content-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+		  "<b>html=\r\nword</b>\r\n--b--\r\n", "BODY htmlword", true },
+		/* a match does not span two parts */
+		{ "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nab\r\n--b\r\n"
+		  "\r\ncd\r\n--b--\r\n", "BODY bc", false },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct msgbuf mb;
+		struct mimebuf x;
+		mime_msg_init(&mb, &x, NULL, cases[i].msg);
+		if (match(cases[i].key, &mb) != cases[i].match)
+			fail_msg("case %zu <%s>: want %d", i, cases[i].key, cases[i].match);
+		mime_done(&x);
+	}
+}
+
+/* get_mime: called once, after the text, only when a body key is reached. */
+struct mime_ctx {
+	struct msgbuf mb;
+	struct mimebuf x;
+	int calls;
+	bool fails;
+};
+
+static int get_text_m(void *ctx, struct imap_search_text *t)
+{
+	return get_text(&((struct mime_ctx *)ctx)->mb, t);
+}
+
+static int get_mime_cb(void *ctx, const struct mime_msg **mm_r, uint64_t *off_r)
+{
+	struct mime_ctx *c = ctx;
+
+	c->calls++;
+	assert_int_equal(c->mb.text_calls, 1);
+	if (c->fails)
+		return -1;
+	*mm_r = c->x.mm;
+	*off_r = strlen(prefix1);
+	return 0;
+}
+
+static void test_match_mime_lazy(void **state)
+{
+	struct mime_ctx c;
+
+	memset(&c, 0, sizeof(c));
+	mime_msg_init(&c.mb, &c.x, prefix1, mime1);
+	c.mb.m.mime = NULL;
+	c.mb.m.get_text = get_text_m;
+	c.mb.m.get_mime = get_mime_cb;
+	c.mb.m.ctx = &c;
+	assert_true(match("BODY innerword TEXT aus SUBJECT union", &c.mb));
+	assert_int_equal(c.calls, 1);
+	c.calls = 0;
+	c.mb.text_calls = 0;
+	assert_false(match("SUBJECT nothere BODY innerword", &c.mb));
+	assert_int_equal(c.calls, 0);	/* BODY never reached */
+	c.mb.text_calls = 0;
+	assert_true(match("TEXT alice", &c.mb));	/* the header is enough */
+	assert_int_equal(c.calls, 0);
+	/* no structure to be had: BODY does not match, TEXT only on the header */
+	c.fails = true;
+	c.mb.text_calls = 0;
+	assert_false(match("BODY innerword", &c.mb));
+	c.mb.text_calls = 0;
+	assert_true(match("NOT BODY innerword", &c.mb));
+	c.mb.text_calls = 0;
+	assert_true(match("TEXT alice", &c.mb));
+	c.mb.text_calls = 0;
+	assert_false(match("TEXT innerword", &c.mb));
+	assert_int_equal(c.calls, 3);
+	mime_done(&c.x);
+}
+
+static size_t b64enc(const char *in, size_t n, char *out)
+{
+	static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *s = (const unsigned char *)in;
+	size_t w = 0;
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0) |
+			     (i + 2 < n ? s[i + 2] : 0);
+		out[w++] = al[v >> 18];
+		out[w++] = al[(v >> 12) & 63];
+		out[w++] = i + 1 < n ? al[(v >> 6) & 63] : '=';
+		out[w++] = i + 2 < n ? al[v & 63] : '=';
+		if (i % 57 == 54) {
+			out[w++] = '\r';
+			out[w++] = '\n';
+		}
+	}
+	return w;
+}
+
+/* QP-encode: every non-ASCII byte and '=' escaped, a soft break every 70
+ * characters (also inside words). */
+static size_t qpenc(const char *in, size_t n, char *out)
+{
+	size_t w = 0, col = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		if (col >= 70) {
+			memcpy(out + w, "=\r\n", 3);
+			w += 3;
+			col = 0;
+		}
+		if (ch >= 0x80 || ch == '=') {
+			w += (size_t)sprintf(out + w, "=%02X", ch);
+			col += 3;
+		} else {
+			out[w++] = (char)ch;
+			col++;
+		}
+	}
+	return w;
+}
+
+/* Big parts (many decoding chunks): random Latin-1 / UTF-8 text, the
+ * searched word placed at random (also right at chunk boundaries), checked
+ * against a naive search on the folded decoded text. */
+static void test_match_mime_big(void **state)
+{
+	static const char *const words_utf8[] = { "caf\xc3\xa9", "Stra\xc3\x9f" "e", "na\xc3\xafve",
+						  "\xc3\x89T\xc3\x89", "word", "ABC", "x" };
+	enum { TEXT_MAX = 300000 };
+	char *text = malloc(TEXT_MAX + 64), *latin = malloc(TEXT_MAX + 64);
+	char *enc = malloc(TEXT_MAX * 3 + 4096), *msg = malloc(TEXT_MAX * 3 + 8192);
+	char *folded = malloc(TEXT_MAX + 64);
+	assert_non_null(text);
+	assert_non_null(latin);
+	assert_non_null(enc);
+	assert_non_null(msg);
+	assert_non_null(folded);
+
+	srand(2024);
+	for (int round = 0; round < 60; round++) {
+		/* the UTF-8 text: words separated by spaces and line breaks */
+		size_t target = round < 30 ? 100 + (size_t)rand() % 9000
+					   : 100000 + (size_t)rand() % 150000;
+		size_t n = 0;
+		while (n < target) {
+			const char *w = words_utf8[rand() % 7];
+			n += (size_t)sprintf(text + n, "%s%s", w, rand() % 9 == 0 ? "\r\n" : " ");
+		}
+		/* the needle, "zorglub" with an accent, somewhere; in some
+		 * rounds it straddles a 2048-byte boundary of the encoded text */
+		const char *needle = "zorgl\xc3\xbc" "b";
+		size_t at = (size_t)rand() % n;
+		while (at < n && ((unsigned char)text[at] & 0xc0) == 0x80)
+			at++;	/* not inside a UTF-8 sequence */
+		memmove(text + at + 8, text + at, n - at);
+		memcpy(text + at, needle, 8);
+		n += 8;
+		text[n] = '\0';
+		/* Latin-1 copy (every character of the words is Latin-1) */
+		size_t ln = 0;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)text[i];
+			if (ch == 0xc3) {
+				latin[ln++] = (char)(0xc0 | ((unsigned char)text[++i] & 0x3f));
+			} else {
+				latin[ln++] = (char)ch;
+			}
+		}
+		bool qp = round % 2 == 1;
+		size_t el = qp ? qpenc(latin, ln, enc) : b64enc(text, n, enc);
+		enc[el] = '\0';
+		snprintf(msg, TEXT_MAX * 3 + 8192,
+			 "Subject: big\r\nMIME-Version: 1.0\r\n"
+			 "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n"
+			 "Content-Type: text/plain; charset=%s\r\n"
+			 "Content-Transfer-Encoding: %s\r\n\r\n%s\r\n--b--\r\n",
+			 qp ? "iso-8859-1" : "utf-8", qp ? "quoted-printable" : "base64", enc);
+		struct imap_fold fs;
+		imap_fold_init(&fs);
+		size_t fl = imap_fold_utf8(&fs, text, n, folded);
+		fl += imap_fold_finish(&fs, folded + fl);
+		folded[fl] = '\0';
+
+		struct msgbuf mb;
+		struct mimebuf x;
+		mime_msg_init(&mb, &x, prefix1, msg);
+		/* the needle, upper-cased, always found */
+		if (!match("CHARSET UTF-8 BODY \"ZORGL\xc3\x9c" "B\"", &mb))
+			fail_msg("round %d (%s, %zu bytes): needle at %zu not found", round,
+				 qp ? "qp" : "base64", n, at);
+		/* random substrings of the decoded text, some changed: the
+		 * result is the naive search's on the folded text */
+		for (int k = 0; k < 20; k++) {
+			char pat[16], fpat[16];
+			size_t pl = 2 + (size_t)rand() % 10, a = (size_t)rand() % (n - pl);
+			memcpy(pat, text + a, pl);
+			if (rand() % 3 == 0)
+				pat[rand() % pl] = "qQ\xc3"[rand() % 3];
+			bool skip = false;
+			for (size_t i = 0; i < pl; i++)
+				if (pat[i] == '\r' || pat[i] == '\n' || pat[i] == '"')
+					skip = true;
+			if (skip)
+				continue;
+			pat[pl] = '\0';
+			imap_fold_init(&fs);
+			size_t fpl = imap_fold_utf8(&fs, pat, pl, fpat);
+			fpl += imap_fold_finish(&fs, fpat + fpl);
+			bool want = memmem(folded, fl, fpat, fpl) != NULL;
+			char args[64];
+			snprintf(args, sizeof(args), "CHARSET UTF-8 BODY {%zu}\r\n%s", pl, pat);
+			if (match(args, &mb) != want)
+				fail_msg("round %d: <%s> want %d", round, pat, want);
+		}
+		mime_done(&x);
+	}
+	free(text);
+	free(latin);
+	free(enc);
+	free(msg);
+	free(folded);
+}
+
+/* The needle's encoded form cut by the 2048-byte decoding chunk boundary
+ * at every position: base64 (lines of 76) and quoted-printable (UTF-8
+ * escapes, soft breaks). */
+static void test_match_mime_chunk_edges(void **state)
+{
+	static char text[4096], enc[8192], msg[9000];
+
+	for (int qp = 0; qp < 2; qp++) {
+		size_t lo = qp ? 2000 : 1480, hi = qp ? 2060 : 1560;
+		for (size_t d = lo; d < hi; d++) {
+			memset(text, 'x', d);
+			size_t n = d + (size_t)sprintf(text + d, "Zorgl\xc3\xbc" "b yyy\r\n");
+			size_t el = qp ? qpenc(text, n, enc) : b64enc(text, n, enc);
+			enc[el] = '\0';
+			snprintf(msg, sizeof(msg),
+				 "Content-Type: text/plain; charset=utf-8\r\n"
+				 "Content-Transfer-Encoding: %s\r\n\r\n%s",
+				 qp ? "quoted-printable" : "base64", enc);
+			struct msgbuf mb;
+			struct mimebuf x;
+			mime_msg_init(&mb, &x, prefix1, msg);
+			if (!match("CHARSET UTF-8 BODY \"xZORGL\xc3\x9c" "B Y\"", &mb))
+				fail_msg("%s, needle at %zu: not found", qp ? "qp" : "base64", d);
+			if (match("CHARSET UTF-8 BODY \"xZORGL\xc3\x9c" "B Z\"", &mb))
+				fail_msg("%s, needle at %zu: wrong match", qp ? "qp" : "base64", d);
+			mime_done(&x);
+		}
+	}
+}
+
+/* Caseless UTF-8 matching against a naive search of the folded text, in
+ * two pieces cut anywhere (also inside a UTF-8 sequence). */
+static void test_match_utf8_fold_random(void **state)
+{
+	static const char *const atoms[] = { "a", "A", "\xc3\xa9", "\xc3\x89", "\xce\xa3",
+					     "\xcf\x83", "\xcf\x82", "\xc3", "\xa9", " " };
+	srand(5);
+	for (int round = 0; round < 3000; round++) {
+		char body[400], pat[40], msg[500];
+		size_t bl = 0, pl = 0;
+		int nb = rand() % 60, np = 1 + rand() % 4;
+		body[0] = '\0';
+		for (int i = 0; i < nb; i++)
+			bl += (size_t)sprintf(body + bl, "%s", atoms[rand() % 10]);
+		for (int i = 0; i < np; i++)
+			pl += (size_t)sprintf(pat + pl, "%s", atoms[rand() % 9]);
+		if (pat[0] == ' ' || pat[pl - 1] == ' ')
+			continue;
+		int ml = snprintf(msg, sizeof(msg), "S: x\r\n\r\n%s", body);
+		size_t cut = (size_t)rand() % ((size_t)ml + 1);
+		char p0[500], p1[500];
+		memcpy(p0, msg, cut);
+		p0[cut] = '\0';
+		strcpy(p1, msg + cut);
+
+		char fb[400], fp[40];
+		struct imap_fold fs;
+		imap_fold_init(&fs);
+		size_t fbl = imap_fold_utf8(&fs, body, bl, fb);
+		fbl += imap_fold_finish(&fs, fb + fbl);
+		imap_fold_init(&fs);
+		size_t fpl = imap_fold_utf8(&fs, pat, pl, fp);
+		fpl += imap_fold_finish(&fs, fp + fpl);
+		bool want = memmem(fb, fbl, fp, fpl) != NULL;
+
+		struct msgbuf mb;
+		msg_init(&mb, p0, p1);
+		char args[96];
+		snprintf(args, sizeof(args), "BODY {%zu}\r\n%.*s", pl, (int)pl, pat);
+		if (match(args, &mb) != want)
+			fail_msg("round %d cut %zu: want %d", round, cut, want);
+	}
+}
+
 static void test_needs_and_api(void **state)
 {
 	struct imap_command *c = search("SEEN UID 1:5");
@@ -661,6 +1137,12 @@ int main(void)
 		cmocka_unit_test_setup(test_match_encoded_words, setup),
 		cmocka_unit_test_setup(test_match_kmp_random, setup),
 		cmocka_unit_test_setup(test_needs_and_api, setup),
+		cmocka_unit_test_setup(test_match_mime_decoded, setup),
+		cmocka_unit_test_setup(test_match_mime_single, setup),
+		cmocka_unit_test_setup(test_match_mime_lazy, setup),
+		cmocka_unit_test_setup(test_match_mime_big, setup),
+		cmocka_unit_test_setup(test_match_mime_chunk_edges, setup),
+		cmocka_unit_test_setup(test_match_utf8_fold_random, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
