@@ -343,6 +343,13 @@ struct store_apply_rec {
 	const void *meta;		/* MSG_ADD: the body's MIME metadata blob
 					 * (store_body_read at the origin), or NULL */
 	size_t meta_len;
+	/* MSG_ADD: the origin no longer has the body (every message holding
+	 * it was expunged there since; the log carries that expunge later).
+	 * If the mirror does not hold it either, the message is not stored:
+	 * its UID is taken (UIDNEXT, HIGHESTMODSEQ move as if it were), and
+	 * the later MSG_FLAGS/MSG_EXPUNGE of that UID only move HIGHESTMODSEQ
+	 * (the expunge also records the UID as vanished, for QRESYNC). */
+	bool body_gone;
 };
 
 /* Apply n records of origin (1..n <= STORE_APPLY_MAX), which must be the

@@ -528,7 +528,16 @@ static int apply_msg_add(struct store *st, MDB_txn *txn, struct store_op *op,
 	    (err = load_mbox_user(st, txn, c, &mb, &u)) != STORE_OK)
 		return err;
 	body_len = m.size - prefix_len;
-	if ((err = check_body(st, txn, r, &m, body_len)) != STORE_OK)
+	err = check_body(st, txn, r, &m, body_len);
+	if (err == STORE_NOTFOUND && r->body_gone) {
+		/* a placeholder: the UID is used, the message never seen */
+		if (mb.uidnext <= m.uid)
+			mb.uidnext = m.uid + 1;
+		if (mb.highestmodseq < m.modseq)
+			mb.highestmodseq = m.modseq;
+		return put_mbox_user(st, txn, op, c->userid, &mb, &u);
+	}
+	if (err != STORE_OK)
 		return err;
 	msg_key(kb, c->userid, c->mboxid, c->uid);
 	err = store_put(txn, st->dbi[DBI_MESSAGES], kb, sizeof(kb), c->data, c->data_len,
@@ -549,6 +558,14 @@ static int apply_msg_add(struct store *st, MDB_txn *txn, struct store_op *op,
 	u.messages++;
 	u.used += m.size;
 	return put_mbox_user(st, txn, op, c->userid, &mb, &u);
+}
+
+/* A UID the mailbox has handed out but holds no message for: the
+ * placeholder of a MSG_ADD whose body was gone at the origin (or one
+ * expunged already, which a well-formed log never names again). */
+static bool ghost(const struct store_mailbox *mb, uint32_t uid)
+{
+	return uid < mb->uidnext;
 }
 
 /* Load the message c names: STORE_INVAL if it is not there. */
@@ -581,8 +598,18 @@ static int apply_msg_expunge(struct store *st, MDB_txn *txn, struct store_op *op
 
 	if (c->data_len != 8 + STORE_BODY_HASH_LEN || (modseq = be64_get(p)) == 0)
 		return STORE_INVAL;
-	if ((err = load_mbox_user(st, txn, c, &mb, &u)) != STORE_OK ||
-	    (err = load_msg(st, txn, c, kb, &v, &m, NULL)) != STORE_OK)
+	if ((err = load_mbox_user(st, txn, c, &mb, &u)) != STORE_OK)
+		return err;
+	err = load_msg(st, txn, c, kb, &v, &m, NULL);
+	if (err == STORE_INVAL && ghost(&mb, c->uid)) {
+		/* the placeholder of a body-gone MSG_ADD */
+		if ((err = store_vanish(st, txn, c->userid, c->mboxid, c->uid, modseq)) != STORE_OK)
+			return err;
+		if (mb.highestmodseq < modseq)
+			mb.highestmodseq = modseq;
+		return put_mbox_user(st, txn, op, c->userid, &mb, &u);
+	}
+	if (err != STORE_OK)
 		return err;
 	if (memcmp(m.hash, p + 8, STORE_BODY_HASH_LEN) != 0)
 		return STORE_INVAL;
@@ -617,8 +644,18 @@ static int apply_msg_flags(struct store *st, MDB_txn *txn, struct store_op *op,
 	if (c->data_len != 20 || be64_get(p) == 0 ||
 	    ((flags = be32_get(p + 8)) & ~(uint32_t)STORE_F_MASK) != 0)
 		return STORE_INVAL;
-	if ((err = fit(store_load_mbox_id(st, txn, c->userid, c->mboxid, &mb))) != STORE_OK ||
-	    (err = load_msg(st, txn, c, kb, &v, &m, &prefix_len)) != STORE_OK)
+	if ((err = fit(store_load_mbox_id(st, txn, c->userid, c->mboxid, &mb))) != STORE_OK)
+		return err;
+	err = load_msg(st, txn, c, kb, &v, &m, &prefix_len);
+	if (err == STORE_INVAL && ghost(&mb, c->uid)) {
+		if (mb.highestmodseq < be64_get(p))
+			mb.highestmodseq = be64_get(p);
+		if ((err = store_mbox_put(st, txn, c->userid, &mb, 0)) != STORE_OK)
+			return err;
+		store_touch(op, c->userid, c->mboxid);
+		return STORE_OK;
+	}
+	if (err != STORE_OK)
 		return err;
 	if ((m.flags ^ flags) & STORE_F_SEEN) {
 		if (flags & STORE_F_SEEN)

@@ -859,6 +859,7 @@ static int mo_take(struct mirror_of *mo, uint8_t *frame, const struct repl_rec *
 	} else if (rec->type == REPL_TYPE_MSG_ADD) {
 		body_from_batch(b, a, rec->hash);
 	}
+	a->body_gone = (rec->flags & REPL_F_GONE) != 0;
 	b->frames[b->n++] = frame;
 	mo->queued = rec->seq;
 	return 0;

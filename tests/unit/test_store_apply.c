@@ -843,6 +843,48 @@ static void test_body_reads(void **state)
 	assert_int_equal(store_body_read(a->st, m.hash, body_cb, &r), STORE_NOTFOUND);
 }
 
+/* A mirror behind while a message came and went at the origin: its
+ * MSG_ADD can only be shipped without the body (body_gone); the UID is
+ * taken, the later flag change and expunge of it apply, and the mirror
+ * ends up as the origin is. */
+static void test_body_gone(void **state)
+{
+	struct fx *a = *state, m;
+	struct batchbuf b = { 0 };
+	uint32_t u = user_add(a, "alice", 0), gone;
+	struct store_mailbox in;
+
+	deliver(a, "alice", "Subject: stays\r\n\r\nstays\r\n", NULL);
+	deliver(a, "alice", "Subject: goes\r\n\r\ngoes soon\r\n", NULL);
+	in = mbox(a, u, "INBOX");
+	gone = 2;
+	flags(a, u, in.id, gone, STORE_FLAGS_ADD, STORE_F_SEEN, NULL, 0);
+	assert_int_equal(expunge(a, u, in.id, &gone, 1), STORE_OK);
+	deliver(a, "alice", "Subject: later\r\n\r\nlater\r\n", NULL);
+
+	mirror_open(a, &m);
+	assert_int_equal(store_changelog_foreach(a->st, ORIGIN, 0, collect_cb, &b), 0);
+	for (size_t i = 0; i < b.n; i++) {
+		struct store_apply_rec *r = &b.recs[i];
+
+		if (r->c.type != STORE_CH_MSG_ADD)
+			continue;
+		if (store_body_read(a->st, rec_hash(r), body_cb, r) == STORE_NOTFOUND)
+			r->body_gone = true;
+	}
+	/* without the flag the mirror cannot take it */
+	for (size_t i = 0; i < b.n; i++)
+		if (b.recs[i].body_gone) {
+			b.recs[i].body_gone = false;
+			assert_int_equal(apply(&m, ORIGIN, b.recs, b.n), STORE_NOTFOUND);
+			b.recs[i].body_gone = true;
+		}
+	assert_int_equal(apply(&m, ORIGIN, b.recs, b.n), STORE_OK);
+	assert_same(a, &m);
+	batch_free(&b);
+	mirror_close(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -851,6 +893,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rename_tree_collision, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_body_reads, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_body_gone, fx_setup, fx_teardown),
 	};
 
 	alarm(120);
