@@ -18,6 +18,7 @@
 #include "link.h"
 #include "log.h"
 #include "node.h"
+#include "replicator.h"
 #include "store.h"
 
 #define HB_OUT_MAX 4096		/* a supervisor that stops reading: drop */
@@ -66,10 +67,24 @@ static void beat(evutil_socket_t fd, short what, void *arg)
 	link_peer_foreach(n->link, count_peer, &peers_up);
 	if (evbuffer_get_length(out) > HB_OUT_MAX)
 		return;	/* the supervisor is not reading; it sees silence */
+	/* replication: the worst streaming mirror's age of its oldest
+	 * unacked record: this POP falling behind its own mirrors.  A mirror
+	 * that is down does not count (a partition must not withdraw every
+	 * POP); none streaming: "-", unknown, which passes. */
+	struct repl_mirror_info mi[8];
+	size_t nm = replicator_mirrors(n, mi, 8);
+	double worst = -1;
+	for (size_t i = 0; i < nm; i++)
+		if (mi[i].state == REPL_STREAMING && mi[i].seconds_behind > worst)
+			worst = mi[i].seconds_behind;
 	evbuffer_add_printf(out,
 			    "hb loop_ms=%" PRId64 " store=%d disk_free=%" PRIu64
-			    " listeners=1 peers_up=%u peers=%zu lag_ms=-\n",
+			    " listeners=1 peers_up=%u peers=%zu lag_ms=",
 			    late, !ss.last_commit_failed, disk_free, peers_up, n->cfg->n_peers);
+	if (worst >= 0)
+		evbuffer_add_printf(out, "%" PRIu64 "\n", (uint64_t)(worst * 1000));
+	else
+		evbuffer_add_printf(out, "-\n");
 }
 
 /* "birdprotos N", then "birdproto NAME PROTO STATE INFO...", and
