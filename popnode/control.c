@@ -626,79 +626,90 @@ static void status_text(struct node *n, struct evbuffer *b)
 		evbuffer_add_printf(b, "failing:     %s\n", n->anycast_checks);
 }
 
-static void cmd_status(struct ctl_conn *c, const char *const *args)
+/* Renders one answer into b: 0, or -1 out of memory. */
+typedef int render_fn(struct node *n, struct evbuffer *b);
+
+/* Answer a command that takes format=text|json with what text or json
+ * renders. */
+static void reply_format(struct ctl_conn *c, render_fn *text, render_fn *json)
 {
 	const char *format = ctl_request_opt(&c->req, "format");
+	bool as_json = format != NULL && strcmp(format, "json") == 0;
 	struct evbuffer *b;
 
-	if (format != NULL && strcmp(format, "json") != 0 && strcmp(format, "text") != 0) {
+	if (format != NULL && !as_json && strcmp(format, "text") != 0) {
 		reply_err(c, CTL_E_INVAL, "format= takes text or json");
 		return;
 	}
 	b = evbuffer_new();
-	if (b == NULL) {
-		reply_err(c, CTL_E_INTERNAL, "out of memory");
-		return;
-	}
-	if (format != NULL && strcmp(format, "json") == 0)
-		status_render_json(c->ctl->n, b);
-	else
-		status_text(c->ctl->n, b);
-	reply_ok_buffer(c, b);
-	evbuffer_free(b);
-}
-
-static void cmd_peers(struct ctl_conn *c, const char *const *args)
-{
-	const char *format = ctl_request_opt(&c->req, "format");
-	struct node *n = c->ctl->n;
-	struct link_peer_info *peers;
-	size_t n_peers;
-	struct evbuffer *b;
-
-	if (format != NULL && strcmp(format, "json") != 0 && strcmp(format, "text") != 0) {
-		reply_err(c, CTL_E_INVAL, "format= takes text or json");
-		return;
-	}
-	b = evbuffer_new();
-	if (b == NULL || status_collect_peers(n, &peers, &n_peers) < 0) {
+	if (b == NULL || (as_json ? json : text)(c->ctl->n, b) < 0) {
 		if (b != NULL)
 			evbuffer_free(b);
 		reply_err(c, CTL_E_INTERNAL, "out of memory");
 		return;
 	}
-	if (format != NULL && strcmp(format, "json") == 0) {
+	reply_ok_buffer(c, b);
+	evbuffer_free(b);
+}
+
+static int status_as_text(struct node *n, struct evbuffer *b)
+{
+	status_text(n, b);
+	return 0;
+}
+
+static int status_as_json(struct node *n, struct evbuffer *b)
+{
+	status_render_json(n, b);
+	return 0;
+}
+
+static void cmd_status(struct ctl_conn *c, const char *const *args)
+{
+	reply_format(c, status_as_text, status_as_json);
+}
+
+static int peers_render(struct node *n, struct evbuffer *b, bool json)
+{
+	struct link_peer_info *peers;
+	size_t n_peers;
+
+	if (status_collect_peers(n, &peers, &n_peers) < 0)
+		return -1;
+	if (json) {
 		status_render_link_json(b, n->cfg, peers, n_peers, 0);
 		evbuffer_add(b, "\n", 1);
 	} else {
 		status_render_peers(b, peers, n_peers, (int64_t)time(NULL));
 	}
 	free(peers);
-	reply_ok_buffer(c, b);
-	evbuffer_free(b);
+	return 0;
+}
+
+static int peers_as_text(struct node *n, struct evbuffer *b) { return peers_render(n, b, false); }
+static int peers_as_json(struct node *n, struct evbuffer *b) { return peers_render(n, b, true); }
+
+static void cmd_peers(struct ctl_conn *c, const char *const *args)
+{
+	reply_format(c, peers_as_text, peers_as_json);
+}
+
+static int lag_as_text(struct node *n, struct evbuffer *b)
+{
+	replicator_render_lag(n, b);
+	return 0;
+}
+
+static int lag_as_json(struct node *n, struct evbuffer *b)
+{
+	replicator_render_lag_json(n, b);
+	return 0;
 }
 
 /* lag [format=json]: replication figures (replicator.h). */
 static void cmd_lag(struct ctl_conn *c, const char *const *args)
 {
-	const char *format = ctl_request_opt(&c->req, "format");
-	struct evbuffer *b;
-
-	if (format != NULL && strcmp(format, "json") != 0 && strcmp(format, "text") != 0) {
-		reply_err(c, CTL_E_INVAL, "format= takes text or json");
-		return;
-	}
-	b = evbuffer_new();
-	if (b == NULL) {
-		reply_err(c, CTL_E_INTERNAL, "out of memory");
-		return;
-	}
-	if (format != NULL && strcmp(format, "json") == 0)
-		replicator_render_lag_json(c->ctl->n, b);
-	else
-		replicator_render_lag(c->ctl->n, b);
-	reply_ok_buffer(c, b);
-	evbuffer_free(b);
+	reply_format(c, lag_as_text, lag_as_json);
 }
 
 /* mirror list ORIGIN: the content digest of origin's data here. */

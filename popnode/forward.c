@@ -30,11 +30,12 @@
  * stream while the commit runs, the stream is freed and the delivery
  * lives on without it until the store's callback (the message is
  * durable; the front told its MTA 451 and a retry makes a duplicate at
- * worst).  LINGER: freeing a stream that is still open resets it, and
- * the link reports no event when a response has left, so after queueing
- * the answer the stream is kept for LINGER_SECONDS (LINGER_SHUTDOWN once
- * the node stops) and then freed; by then the stream has long closed and
- * freeing it resets nothing.
+ * worst).  LINGER: an answered stream could be freed at once (the link
+ * lets an answered server stream finish), but the delivery stays a node
+ * session for LINGER_SECONDS (LINGER_SHUTDOWN once the node stops) so
+ * that a shutdown waits for the answer to leave: the link drops output
+ * still queued when it closes, and the front would then answer 451 for
+ * mail that is stored (a duplicate after the MTA's retry).
  */
 #include <inttypes.h>
 #include <stdarg.h>
