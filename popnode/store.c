@@ -73,6 +73,7 @@ static int open_dbis(struct store *st, const char **error_r)
 	MDB_txn *txn;
 	MDB_val k = { .mv_size = strlen(META_FORMAT), .mv_data = META_FORMAT }, v;
 	uint8_t fmt = STORE_FORMAT;
+	bool fresh = false;
 	int rc, i;
 
 	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
@@ -98,6 +99,8 @@ static int open_dbis(struct store *st, const char **error_r)
 			return -1;
 		}
 		rc = MDB_NOTFOUND;	/* stamp the new format below */
+	} else {
+		fresh = rc == MDB_NOTFOUND;
 	}
 	if (rc == MDB_NOTFOUND) {
 		v.mv_size = 1;
@@ -108,6 +111,8 @@ static int open_dbis(struct store *st, const char **error_r)
 		*error_r = "store: unsupported data format (newer popnode?)";
 		return -1;
 	}
+	if (rc == 0)
+		rc = store_generation_init(st, txn, fresh);
 	if (rc != 0)
 		goto fail;
 	rc = mdb_txn_commit(txn);
@@ -134,12 +139,57 @@ static void store_free(struct store *st)
 	pthread_mutex_destroy(&st->mu);
 }
 
+int store_env_open(struct store *st, const char **error_r)
+{
+	int rc, dead = 0;
+
+	if ((rc = mdb_env_create(&st->env)) != 0) {
+		st->env = NULL;
+		*error_r = mdb_strerror(rc);
+		return -1;
+	}
+	if ((rc = mdb_env_set_maxdbs(st->env, STORE_MAX_DBS)) != 0 ||
+	    (rc = mdb_env_set_mapsize(st->env, (size_t)st->map_size)) != 0 ||
+	    (rc = mdb_env_open(st->env, st->dir, MDB_NOTLS, 0600)) != 0)
+		goto mdb_fail;
+	/* Reader slots of a crashed process would pin old pages forever. */
+	if ((rc = mdb_reader_check(st->env, &dead)) != 0)
+		goto mdb_fail;
+	if (dead > 0)
+		log_warn("store.stale_readers", "cleared=%d", dead);
+	if (open_dbis(st, error_r) < 0)
+		goto fail;
+	return 0;
+mdb_fail:
+	*error_r = mdb_strerror(rc);
+fail:
+	mdb_env_close(st->env);
+	st->env = NULL;
+	return -1;
+}
+
+int store_writer_start(struct store *st, const char **error_r)
+{
+	sigset_t all, old;
+	int rc;
+
+	/* Signals are for the loop thread; the writer starts with all blocked. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&st->writer, NULL, store_writer_main, st);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		*error_r = "store: cannot start writer thread";
+		return -1;
+	}
+	st->writer_started = true;
+	return 0;
+}
+
 int store_open(struct store **st_r, const struct store_opts *opts, const char **error_r)
 {
 	struct store *st;
-	sigset_t all, old;
 	size_t origin_len;
-	int rc, dead = 0;
 
 	*st_r = NULL;
 	if (opts == NULL || opts->dir == NULL || opts->base == NULL || opts->origin == NULL) {
@@ -156,6 +206,12 @@ int store_open(struct store **st_r, const struct store_opts *opts, const char **
 		*error_r = "store: out of memory";
 		return -1;
 	}
+	if (strlen(opts->dir) >= sizeof(st->dir)) {
+		free(st);
+		*error_r = "store: directory path too long";
+		return -1;
+	}
+	strcpy(st->dir, opts->dir);
 	memcpy(st->origin, opts->origin, origin_len);
 	st->origin_len = origin_len;
 	st->map_size = opts->map_size != 0 ? opts->map_size : STORE_DEFAULT_MAP;
@@ -166,20 +222,7 @@ int store_open(struct store **st_r, const struct store_opts *opts, const char **
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cond, NULL);
 
-	if ((rc = mdb_env_create(&st->env)) != 0) {
-		st->env = NULL;
-		goto mdb_fail;
-	}
-	if ((rc = mdb_env_set_maxdbs(st->env, STORE_MAX_DBS)) != 0 ||
-	    (rc = mdb_env_set_mapsize(st->env, (size_t)st->map_size)) != 0 ||
-	    (rc = mdb_env_open(st->env, opts->dir, MDB_NOTLS, 0600)) != 0)
-		goto mdb_fail;
-	/* Reader slots of a crashed process would pin old pages forever. */
-	if ((rc = mdb_reader_check(st->env, &dead)) != 0)
-		goto mdb_fail;
-	if (dead > 0)
-		log_warn("store.stale_readers", "cleared=%d", dead);
-	if (open_dbis(st, error_r) < 0)
+	if (store_env_open(st, error_r) < 0)
 		goto fail;
 
 	st->done_ev = event_new(st->base, -1, 0, store_dispatch_cb, st);
@@ -188,23 +231,13 @@ int store_open(struct store **st_r, const struct store_opts *opts, const char **
 		*error_r = "store: event_new failed";
 		goto fail;
 	}
-	/* Signals are for the loop thread; the writer starts with all blocked. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&st->writer, NULL, store_writer_main, st);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
-		*error_r = "store: cannot start writer thread";
+	if (store_writer_start(st, error_r) < 0)
 		goto fail;
-	}
-	st->writer_started = true;
 	log_info("store.open", "dir=%s map_size=%llu batch_max=%u",
 		 opts->dir, (unsigned long long)st->map_size, st->batch_max);
 	*st_r = st;
 	return 0;
 
-mdb_fail:
-	*error_r = mdb_strerror(rc);
 fail:
 	store_free(st);
 	free(st);

@@ -387,6 +387,264 @@ int store_body_read(struct store *st, const uint8_t hash[STORE_BODY_HASH_LEN],
 			      size_t meta_len, void *arg),
 		    void *arg);
 
+/* ---- generation, trimming, snapshots (replication) ------------------------ *
+ *
+ * docs/store.md "Generation, trimming and snapshots".  The generation
+ * names one history of an origin's data: a store gets a random one when
+ * it is created; a mirror store takes its origin's (store_set_generation,
+ * or the snapshot it was loaded from), and a store rebuilt from a
+ * snapshot adopts the snapshot's.  Two copies of origin X with the same
+ * generation and changelog position hold the same data. */
+
+#define STORE_GEN_LEN 16			/* bytes of a generation */
+#define STORE_GEN_HEX (2 * STORE_GEN_LEN + 1)	/* as lowercase hex, NUL included */
+
+/* The generation of the origin's data held here.  STORE_OK, STORE_NOTFOUND
+ * (unknown: a mirror store written by an older popnode, whose origin has
+ * not named it yet), STORE_IO. */
+int store_generation(struct store *st, char hex[STORE_GEN_HEX]);
+/* STORE_OK if hex is exactly 32 lowercase hex digits, else STORE_INVAL. */
+int store_generation_check(const char *hex);
+/* Make hex the store's generation (a mirror learning its origin's).
+ * err: STORE_OK, STORE_INVAL (not a generation), STORE_FULL, STORE_IO,
+ * STORE_SHUTDOWN. */
+void store_set_generation(struct store *st, const char *hex, store_done_cb *cb, void *arg);
+
+/* Seq up to which origin's changelog was trimmed: its records <= that are
+ * gone (0: none ever).  The first record held is that + 1, if not past
+ * store_changelog_last (which trimming never lowers).  0 on a read
+ * error. */
+uint64_t store_changelog_trimmed(struct store *st, const char *origin);
+
+#define STORE_TRIM_MAX 16384		/* records deleted by one trim op */
+
+typedef void store_trim_cb(int err, uint64_t trimmed, void *arg);
+
+/* Delete origin's changelog records with seq <= upto (capped at
+ * store_changelog_last), at most max of them (0 or more than
+ * STORE_TRIM_MAX: STORE_TRIM_MAX), oldest first, in one op.  cb gets the
+ * new trimmed position (unchanged if there was nothing to delete).
+ * err: STORE_OK, STORE_INVAL (bad origin), STORE_FULL, STORE_IO,
+ * STORE_SHUTDOWN. */
+void store_changelog_trim(struct store *st, const char *origin, uint64_t upto, size_t max,
+			  store_trim_cb *cb, void *arg);
+
+/* A snapshot is everything a client sees of the store, read in ONE read
+ * transaction, as a sequence of items: every body (with its metadata
+ * blob) once, then users, mailboxes, subscriptions, keyword tables,
+ * vanished UIDs and messages, each in key order.  Loaded in that order
+ * into a fresh store (store_snap_load, then store_snap_finish) it gives
+ * the same store: ids, UIDs, UIDVALIDITY, UIDNEXT, MODSEQs, flags,
+ * counters, and the changelog position.  The changelog itself, directory
+ * records (dirrecs) and dirsync watermarks are not part of it. */
+enum store_snap_type {
+	STORE_SNAP_BODY = 1,		/* hash, body, meta (NULL: none) */
+	STORE_SNAP_USER = 2,		/* data: name_len u8, name, user record
+					 * (a USER_ADD payload) */
+	STORE_SNAP_MAILBOX = 3,		/* a = userid; data: mailbox record */
+	STORE_SNAP_SUB = 4,		/* a = userid; data: the name */
+	STORE_SNAP_KEYWORD = 5,		/* a = userid, b = mboxid, c = index;
+					 * data: the name */
+	STORE_SNAP_VANISHED = 6,	/* a = userid, b = mboxid, c = uid;
+					 * data: modseq BE64 */
+	STORE_SNAP_MESSAGE = 7,		/* a = userid, b = mboxid, c = uid;
+					 * data: message record (docs/store.md) */
+};
+
+struct store_snap_item {
+	enum store_snap_type type;
+	uint32_t a, b, c;
+	const void *data;		/* not BODY */
+	size_t data_len;
+	uint8_t hash[STORE_BODY_HASH_LEN];	/* BODY */
+	const void *body;		/* BODY */
+	size_t body_len;
+	const void *meta;		/* BODY: NULL if the body has none */
+	size_t meta_len;
+};
+
+struct store_snap_info {
+	uint64_t seq;			/* the origin's changelog position */
+	char generation[STORE_GEN_HEX];	/* "" if unknown */
+	uint32_t next_userid, next_mboxid, uidvalidity;	/* the id counters */
+	uint64_t items;			/* how many items (the sender counts) */
+	uint64_t bytes;			/* read: an estimate of the bytes the
+					 * items take (LMDB pages of the data) */
+	uint64_t dir_lseq;		/* finish: raise dir_lseq to this (0: no) */
+};
+
+struct store_snap;
+
+/* Open the snapshot's read transaction (on the loop thread; it stays open
+ * until store_snap_end, across event-loop turns: MDB_NOTLS).  It pins the
+ * pages it sees, so the map may grow by what is written meanwhile.
+ * info_r: origin = the store's own; seq = store_changelog_last of it.
+ * STORE_OK or STORE_IO. */
+int store_snap_begin(struct store *st, struct store_snap **sn_r, struct store_snap_info *info_r);
+/* Give the next items to cb until about budget bytes (data, body, meta)
+ * went, at least one item.  Pointers are valid only during cb.  Returns
+ * 1 (more to come), 0 (the snapshot is complete), STORE_IO, or cb's
+ * non-zero result (cb failed: the snapshot cannot go on). */
+int store_snap_next(struct store_snap *sn, size_t budget,
+		    int (*cb)(const struct store_snap_item *it, void *arg), void *arg);
+/* Close it.  Sets *sn NULL; accepts NULL. */
+void store_snap_end(struct store_snap **sn);
+
+#define STORE_SNAP_LOAD_MAX 8192	/* items in one store_snap_load */
+
+/* Load n items (in snapshot order, continuing earlier calls) into a
+ * store created for that (empty).  One op: all or nothing.  Everything
+ * is copied before return.  Each item is checked: records decode, bodies
+ * hash to their hash, ids are new, what an item refers to (user,
+ * mailbox, body) was loaded before.  err: STORE_OK, STORE_INVAL (an item
+ * that is malformed or does not fit), STORE_FULL, STORE_IO,
+ * STORE_SHUTDOWN. */
+void store_snap_load(struct store *st, const struct store_snap_item *items, size_t n,
+		     store_done_cb *cb, void *arg);
+/* The snapshot is complete: store its changelog position (the store's
+ * origin's last seq = trimmed = info->seq, and applied = info->seq if
+ * mirror), generation, id counters (raised, never lowered), and raise
+ * dir_lseq to info->dir_lseq.  err: STORE_OK, STORE_INVAL (no valid
+ * generation), STORE_FULL, STORE_IO, STORE_SHUTDOWN. */
+void store_snap_finish(struct store *st, const struct store_snap_info *info, bool mirror,
+		       store_done_cb *cb, void *arg);
+
+/* Replace st's data with the environment in src_dir (a store loaded and
+ * closed; its data.mdb is renamed over st's, src_dir removed), in place:
+ * st stays valid for everyone who holds it, observers included.  On the
+ * loop thread, with no op pending and no snapshot being read:
+ * STORE_EXISTS otherwise (try again later).  STORE_OK; STORE_NOTFOUND
+ * (no src_dir/data.mdb); STORE_IO (st unchanged).  A store that cannot
+ * be reopened after the rename aborts the process (the new data is in
+ * place for the next start). */
+int store_replace(struct store *st, const char *src_dir, const char **why_r);
+
+/* ---- merging a mirror's failover changes (home return) -------------------- *
+ *
+ * While home POP X is down, a mirror M serves X's users from its mirror
+ * store of X with the normal ops, so M's changelog of origin X holds X's
+ * records 1..B (B: what M had applied) and then M's own B+1..L.  When X
+ * returns it fetches B+1..L (with bodies, as store_apply_rec) and merges
+ * them into its own store (st: origin X, not a mirror store), which may
+ * hold records after B that M never got.  Every change the merge makes is
+ * written as the normal op writes it (records of X's origin with X's next
+ * seq and the current time, modseqs, counters, body references,
+ * tombstones, change observer), so X's mirrors get it by normal shipping.
+ * Rules, and why: docs/store.md "Merge rules (home return)".
+ *
+ * A merge may come in several calls (a failover can be far more than one
+ * transaction or the memory of one call holds; declare it with
+ * store_merge_begin): what one call learnt (position, id maps) is kept in
+ * the store under the mirror's name until store_merge_end. */
+
+#define STORE_MERGE_MAX STORE_APPLY_MAX	/* records in one store_merge_changes */
+
+/* What a call did.  Every MSG_ADD, MSG_FLAGS and MSG_EXPUNGE record counts
+ * once: in one of the fields under its name, or in skipped. */
+struct store_merge_stats {
+	/* MSG_ADD: */
+	uint32_t added;			/* added under the mirror's UID (or, in a home
+					 * mailbox of the same name with another
+					 * UIDVALIDITY, under the next UID) */
+	uint32_t added_renumbered;	/* added under a new UID: the home had used
+					 * the mirror's */
+	uint32_t already_present;	/* the home holds it under that UID */
+	uint32_t lost_to_mailbox_delete;/* its mailbox was deleted at the home */
+	/* MSG_FLAGS: */
+	uint32_t flags_applied;		/* the home's message now has them */
+	uint32_t flags_lost_to_newer_home_change;
+	uint32_t flags_lost_to_expunge;	/* the message (or mailbox) is gone here */
+	/* MSG_EXPUNGE: */
+	uint32_t expunged;		/* also messages of a mailbox the mirror
+					 * deleted that were merged into a home
+					 * mailbox of the same name */
+	/* other effects: */
+	uint32_t home_renumbered;	/* home messages moved to a new UID */
+	uint32_t mailboxes_created;
+	uint32_t mailboxes_renamed;
+	uint32_t mailboxes_deleted;
+	uint32_t skipped;		/* records that change nothing here: about a
+					 * user the home does not have, a message
+					 * already gone, a body gone on both sides */
+};
+
+/* Merge recs (1..STORE_MERGE_MAX records of st's own origin, the mirror's
+ * seqs base+1.. consecutive) from mirror (a POP id, not st's origin) into
+ * st.  The first call of a merge (or store_merge_begin) sets its base B; a
+ * later call must continue it (base = store_merge_position's pos) until
+ * store_merge_end.
+ * One op (one nested transaction of a group commit): all or nothing, the
+ * position included.  MSG_ADD bodies as for store_apply_changes (NULL if
+ * st holds the hash; body_gone: the mirror has it no more).  Everything is
+ * copied before return but stats_r: if not NULL it must stay valid until
+ * cb runs, and is set just before, on the loop thread (zero on error).
+ * err: STORE_OK; STORE_INVAL (bad mirror name, mirror = st's origin, st a
+ * mirror store, n 0 or too big, recs[0].c.seq != base + 1, a gap, base
+ * past st's own changelog, a merge of mirror in progress at another
+ * position, an unknown type, a malformed payload, a body not matching its
+ * hash); STORE_NOTFOUND (a body neither sent nor held, without
+ * body_gone); STORE_FULL (UIDs or ids used up, map full); STORE_IO;
+ * STORE_SHUTDOWN. */
+void store_merge_changes(struct store *st, const char *mirror, uint64_t base,
+			 const struct store_apply_rec *recs, size_t n,
+			 struct store_merge_stats *stats_r, store_done_cb *cb, void *arg);
+
+/* Declare a merge of mirror in several calls: its base B and the
+ * mirror's last seq L (> B) the calls will bring.  A UID both sides used
+ * then moves above every UID the mirror can have given (it gives at most
+ * one per record, so below its uidnext at B + L - B): a later call never
+ * brings the mirror's own message under a UID the merge already gave.
+ * (Without it the first call's last seq counts as L: right for a merge in
+ * one call; a later call past it may move the same messages again.)
+ * err: STORE_OK (also if begun already with the same base and last);
+ * STORE_EXISTS (a merge of mirror is in progress otherwise); STORE_INVAL
+ * (bad mirror name, mirror = st's origin, last <= base, st a mirror
+ * store, base past st's own changelog); STORE_FULL, STORE_IO,
+ * STORE_SHUTDOWN. */
+void store_merge_begin(struct store *st, const char *mirror, uint64_t base, uint64_t last,
+		       store_done_cb *cb, void *arg);
+
+/* The merge of mirror in progress: its base B and the mirror's last seq
+ * merged.  STORE_OK; STORE_NOTFOUND (none); STORE_INVAL (bad name);
+ * STORE_IO. */
+int store_merge_position(struct store *st, const char *mirror, uint64_t *base_r,
+			 uint64_t *pos_r);
+
+/* The merge of mirror is complete: drop its position and maps.
+ * err: STORE_OK; STORE_NOTFOUND (none in progress); STORE_INVAL;
+ * STORE_FULL, STORE_IO, STORE_SHUTDOWN. */
+void store_merge_end(struct store *st, const char *mirror, store_done_cb *cb, void *arg);
+
+/* The UID rule for a mirror's message, pure (exposed for tests). */
+enum store_merge_uid_how {
+	STORE_MERGE_UID_KEEP,	/* free at the home: keep the mirror's UID */
+	STORE_MERGE_UID_SAME,	/* the home holds the same message under it */
+	STORE_MERGE_UID_NEW,	/* used at the home: a new UID above both sides' */
+};
+
+struct store_merge_uid_in {
+	uint32_t uid;		/* the mirror's UID */
+	uint32_t floor;		/* UIDs below it were the home's before the merge
+				 * (its uidnext then; 0 for a mailbox the merge
+				 * created) */
+	bool home_msg;		/* the home holds a message under uid */
+	bool home_same;		/* ... with the same body hash and INTERNALDATE */
+	bool home_vanished;	/* the home has a tombstone for uid */
+	uint32_t uidnext;	/* the home mailbox's now */
+	uint32_t horizon;	/* above every UID the mirror used in it */
+};
+
+/* *uid_r: the UID the mirror's message gets (KEEP, SAME: in->uid; NEW:
+ * max(uidnext, horizon)); *move_home_r: the home's message under in->uid
+ * must move to a new UID too (NEW while the home holds one). */
+enum store_merge_uid_how store_merge_uid(const struct store_merge_uid_in *in, uint32_t *uid_r,
+					 bool *move_home_r);
+
+/* "name-merged-n" (n >= 1) into out, the name a mailbox renamed onto a
+ * name the home uses gets.  STORE_OK, or STORE_INVAL if not a valid
+ * mailbox name (too long). */
+int store_merge_name(const char *name, unsigned n, char out[STORE_MBOX_MAX]);
+
 /* ==== IMAP support ========================================================
  *
  * What an IMAP4rev1 session with UIDPLUS, MOVE, CONDSTORE, QRESYNC,
@@ -620,7 +878,8 @@ void store_msg_copy(struct store *st, uint32_t userid, uint32_t src_mboxid,
  * and BEFORE any op callback of that commit.  For IMAP sessions on other
  * connections to look for changes (IDLE, NOOP).  NULL cb to stop. */
 void store_set_change_observer(struct store *st,
-			       void (*cb)(uint32_t userid, uint32_t mboxid, void *arg),
+			       void (*cb)(struct store *st, uint32_t userid, uint32_t mboxid,
+					  void *arg),
 			       void *arg);
 
 /* ---- operations -------------------------------------------------------- */

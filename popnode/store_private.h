@@ -14,7 +14,10 @@
  * key encoding, record loaders shared by reads and ops), store_dir.c
  * (versioned directory records shared across POPs: reads, the local
  * record written by every user op, applying a peer's records),
- * store_apply.c (a mirror applies another POP's changelog records).
+ * store_apply.c (a mirror applies another POP's changelog records),
+ * store_snapshot.c (generation, changelog trimming, reading a whole
+ * store as a snapshot, loading one into a fresh store, replacing a
+ * store's environment).
  *
  * On-disk layout (docs/store.md has the full story).  Integers are
  * big-endian so LMDB's bytewise key order is numeric order; every value
@@ -74,6 +77,10 @@
 #define META_DIR_LSEQ "dir_lseq"	/* BE64: last local directory sequence */
 #define META_DIRPEER_PREFIX "dirpeer/"	/* "dirpeer/" peer -> BE64 peer lseq applied */
 #define META_APPLIED_PREFIX "applied/"	/* "applied/" origin -> BE64 last seq applied */
+#define META_GENERATION "generation"	/* 16 bytes: generation of the origin's data held */
+#define META_TRIMMED_PREFIX "trimmed/"	/* "trimmed/" origin -> BE64 last seq trimmed */
+#define META_MERGE_PREFIX "merge/"	/* "merge/" mirror "/" type, binary key: a
+					 * merge in progress (store_merge.c) */
 
 enum store_dbi {
 	DBI_USERS,
@@ -204,6 +211,8 @@ struct store_dirrec {
 #define META_KEY_MAX (sizeof(META_SEQ_PREFIX) + STORE_POP_MAX)
 #define DIRPEER_KEY_MAX (sizeof(META_DIRPEER_PREFIX) + STORE_POP_MAX)
 #define APPLIED_KEY_MAX (sizeof(META_APPLIED_PREFIX) + STORE_POP_MAX)
+#define TRIMMED_KEY_MAX (sizeof(META_TRIMMED_PREFIX) + STORE_POP_MAX)
+#define STORE_DIR_MAX 4096		/* bytes of the environment's directory path */
 
 /* ---- queued write ops ----------------------------------------------------- */
 
@@ -222,6 +231,7 @@ enum store_op_type {
 	OP_COPY,
 	OP_DIR_APPLY,
 	OP_APPLY,
+	OP_FN,			/* u.fn: an op of store_snapshot.c */
 };
 
 typedef void store_deliver_cb(const struct store_rcpt *rcpts, size_t n, void *arg);
@@ -317,6 +327,12 @@ struct store_op {
 		} copy;
 		struct store_dir_apply *dir;		/* store_dir.c owns it */
 		struct store_apply *apply;		/* store_apply.c owns it */
+		struct {
+			/* runs in the op's nested txn; ctx is freed by the
+			 * op's callback (op->cb) */
+			int (*fn)(struct store *st, MDB_txn *txn, struct store_op *op);
+			void *ctx;
+		} fn;
 	} u;
 };
 STAILQ_HEAD(store_op_list, store_op);
@@ -336,6 +352,7 @@ STAILQ_HEAD(store_batch_list, store_batch);
 
 struct store {
 	MDB_env *env;
+	char dir[STORE_DIR_MAX];	/* where data.mdb lives (store_replace) */
 	MDB_dbi dbi[DBI_COUNT];
 	char origin[STORE_POP_MAX];
 	size_t origin_len;
@@ -364,11 +381,12 @@ struct store {
 	/* loop thread only (or the thread in store_close) */
 	void (*observer)(double seconds, unsigned ops, void *arg);
 	void *observer_arg;
-	void (*change_observer)(uint32_t userid, uint32_t mboxid, void *arg);
+	void (*change_observer)(struct store *st, uint32_t userid, uint32_t mboxid, void *arg);
 	void *change_observer_arg;
 	struct store_batch *cur;	/* batch whose callbacks are running */
 	bool in_dispatch;
 	bool close_deferred;		/* closed from a callback: free on return */
+	unsigned snap_readers;		/* store_snap_begin without _end */
 };
 
 /* ---- store_codec.c -------------------------------------------------------- */
@@ -424,12 +442,22 @@ int store_kw_load(struct store *st, MDB_txn *txn, uint32_t userid, uint32_t mbox
 
 /* A read-only transaction for a public read (logs failure).  STORE_OK, STORE_IO. */
 int store_rd_begin(struct store *st, MDB_txn **txn_r);
+/* Create and open st->env on st->dir (map size, sub-databases, format,
+ * generation).  0, or -1 with *error_r; st->env is NULL then. */
+int store_env_open(struct store *st, const char **error_r);
+/* Start the writer thread (signals blocked in it).  0 or -1. */
+int store_writer_start(struct store *st, const char **error_r);
 
 /* ---- store_upgrade.c ------------------------------------------------------- */
 
 /* Bring an environment of format `from` to STORE_FORMAT inside txn.
  * 0, or an LMDB error code / -1 with *error_r set. */
 int store_upgrade(struct store *st, MDB_txn *txn, unsigned from, const char **error_r);
+/* Give the store a generation (META_GENERATION) if it has none: a random
+ * one if fresh (just created) or not a mirror; an existing mirror store
+ * (applied/<origin> present) is left without one (unknown) until its
+ * origin names it.  0, or an LMDB error code. */
+int store_generation_init(struct store *st, MDB_txn *txn, bool fresh);
 
 /* ---- store_txn.c: primitives shared by the ops (all inside the op's txn) -- */
 

@@ -14,10 +14,20 @@
  * gets one with version 1 and this node as origin, so the users it
  * already had are shared with its peers (a tie between two POPs that
  * both had the name goes to the greater POP id, as any tie does).
+ *
+ * Generation (no format change: an added meta key, which older code
+ * ignores): every store has meta "generation", 16 random bytes, written
+ * when the store is created (docs/replication.md "Generation and the
+ * lost disk").  A store of an older popnode gets one at its next open,
+ * except a mirror store (it has "applied/<origin>"): the generation of
+ * the data it holds is its origin's, which it learns from the origin's
+ * next stream, so it stays unknown until then.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "log.h"
 #include "store_private.h"
@@ -219,5 +229,45 @@ int store_upgrade(struct store *st, MDB_txn *txn, unsigned from, const char **er
 		rc = upgrade_1_to_2(st, txn, error_r);
 	if (rc == 0)
 		rc = upgrade_2_to_3(st, txn, error_r);
+	return rc;
+}
+
+int store_generation_init(struct store *st, MDB_txn *txn, bool fresh)
+{
+	MDB_val k = { .mv_size = strlen(META_GENERATION), .mv_data = META_GENERATION }, v;
+	char ak[APPLIED_KEY_MAX];
+	size_t plen = sizeof(META_APPLIED_PREFIX) - 1;
+	uint8_t gen[STORE_GEN_LEN];
+	size_t got = 0;
+	int rc;
+
+	rc = mdb_get(txn, st->dbi[DBI_META], &k, &v);
+	if (rc != MDB_NOTFOUND)
+		return rc;	/* has one (or a read error) */
+	if (!fresh) {
+		MDB_val ka = { .mv_data = ak };
+
+		memcpy(ak, META_APPLIED_PREFIX, plen);
+		memcpy(ak + plen, st->origin, st->origin_len);
+		ka.mv_size = plen + st->origin_len;
+		rc = mdb_get(txn, st->dbi[DBI_META], &ka, &v);
+		if (rc == 0)
+			return 0;	/* a mirror: unknown until its origin says */
+		if (rc != MDB_NOTFOUND)
+			return rc;
+	}
+	while (got < sizeof(gen)) {
+		ssize_t r = getrandom(gen + got, sizeof(gen) - got, 0);
+
+		if (r < 0 && errno != EINTR)
+			return EIO;
+		if (r > 0)
+			got += (size_t)r;
+	}
+	v.mv_size = sizeof(gen);
+	v.mv_data = gen;
+	rc = mdb_put(txn, st->dbi[DBI_META], &k, &v, 0);
+	if (rc == 0 && !fresh)
+		log_info("store.generation", "origin=%s created=existing_store", st->origin);
 	return rc;
 }

@@ -360,7 +360,9 @@ void store_set_commit_observer(struct store *st,
 }
 
 void store_set_change_observer(struct store *st,
-			       void (*cb)(uint32_t userid, uint32_t mboxid, void *arg), void *arg)
+			       void (*cb)(struct store *st, uint32_t userid, uint32_t mboxid,
+					  void *arg),
+			       void *arg)
 {
 	st->change_observer = cb;
 	st->change_observer_arg = arg;
@@ -428,6 +430,9 @@ static int nested(struct store *st, MDB_txn *parent, struct store_op *op, size_t
 		break;
 	case OP_APPLY:
 		err = store_op_apply(st, txn, op);
+		break;
+	case OP_FN:
+		err = op->u.fn.fn(st, txn, op);
 		break;
 	default:
 		err = STORE_INVAL;
@@ -637,7 +642,7 @@ static void batch_begin(struct store *st, struct store_batch *b)
 		/* close_deferred first: a close in an observer freed b */
 		for (i = 0; !st->close_deferred && i < b->n_touched; i++) {
 			if (st->change_observer != NULL)
-				st->change_observer(b->touched[i].userid, b->touched[i].mboxid,
+				st->change_observer(st, b->touched[i].userid, b->touched[i].mboxid,
 						    st->change_observer_arg);
 		}
 	} else if (b->mdb_rc != 0) {

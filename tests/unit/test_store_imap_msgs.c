@@ -707,7 +707,7 @@ static void on_commit(double seconds, unsigned ops, void *arg)
 	ev_add(arg, 'C', 0);
 }
 
-static void on_change(uint32_t userid, uint32_t mboxid, void *arg)
+static void on_change(struct store *st, uint32_t userid, uint32_t mboxid, void *arg)
 {
 	assert_true(userid != 0);
 	ev_add(arg, 'M', mboxid);
