@@ -79,6 +79,8 @@ enum dtype {
 	D_IFNAME,	/* a network interface name */
 	D_ANYCAST,	/* repeatable; IPv4/len or IPv6/len */
 	D_MIRRORS,	/* one or two POP ids */
+	D_ACK_MODE,	/* local | mirror (enum config_repl_ack) */
+	D_DEGRADED,	/* accept | tempfail (enum config_repl_degraded) */
 };
 
 enum fkind { F_STR, F_INT, F_UNSIGNED, F_SIZE_T, F_U64, F_BOOL, F_NONE };
@@ -96,6 +98,13 @@ struct directive {
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 #define STR(n, t, f, d) { n, t, F_STR, FIELD(f), 0, 0, d }
 #define NUM(n, t, k, f, lo, hi, d) { n, t, k, FIELD(f), lo, hi, d }
+
+static const char *const repl_ack_words[] = {
+	[CONFIG_ACK_LOCAL] = "local", [CONFIG_ACK_MIRROR] = "mirror", NULL,
+};
+static const char *const repl_degraded_words[] = {
+	[CONFIG_DEGRADED_ACCEPT] = "accept", [CONFIG_DEGRADED_TEMPFAIL] = "tempfail", NULL,
+};
 
 static const struct directive directives[] = {
 	STR("node_id", D_NODE_ID, node_id, NULL),
@@ -134,6 +143,12 @@ static const struct directive directives[] = {
 	NUM("link_breaker_cooloff", D_DURATION, F_UNSIGNED, link_breaker_cooloff, 1, 3600, "10s"),
 	NUM("link_max_hops", D_UINT, F_UNSIGNED, link_max_hops, 1, 16, "2"),
 	{ "mirrors", D_MIRRORS, F_NONE, 0, 0, 0, 0, NULL },
+	{ "replication_ack", D_ACK_MODE, F_INT, FIELD(replication_ack), 0, 0, "mirror" },
+	NUM("replication_ack_timeout", D_DURATION_MS, F_UNSIGNED, replication_ack_timeout_ms, 2000,
+	    600000, "5s"),
+	{ "replication_degraded", D_DEGRADED, F_INT, FIELD(replication_degraded), 0, 0, "accept" },
+	NUM("replication_startup_wait", D_DURATION, F_UNSIGNED, replication_startup_wait, 0, 3600,
+	    "10s"),
 	{ "anycast_address", D_ANYCAST, F_NONE, 0, 0, 0, 0, NULL },
 	STR("anycast_interface", D_IFNAME, anycast_interface, "any0"),
 	{ "anycast_create_dummy", D_BOOL, F_BOOL, FIELD(anycast_create_dummy), 0, 0, "yes" },
@@ -853,6 +868,22 @@ static int apply(struct pctx *x, const struct directive *d, const struct tok *v,
 		if (check_abs_path(x, d->name, v[0]) < 0)
 			return -1;
 		return store_str(x, d->name, field, d->size, v[0]);
+	case D_ACK_MODE:
+	case D_DEGRADED: {
+		const char *const *words = d->type == D_ACK_MODE ? repl_ack_words
+								 : repl_degraded_words;
+		char list[128] = "";
+
+		for (int i = 0; words[i] != NULL; i++) {
+			if (tok_is(v[0], words[i])) {
+				memcpy(field, &i, sizeof(i));
+				return 0;
+			}
+			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+				 i == 0 ? "" : words[i + 1] == NULL ? " or " : ", ", words[i]);
+		}
+		return perr(x, "%s: \"%s\" is not %s", d->name, q(&b, v[0]), list);
+	}
 	case D_LOG_LEVEL: {
 		char lv[16];
 		int lvl = -1;

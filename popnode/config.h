@@ -37,6 +37,19 @@ enum listen_proto {
 	PROTO_COUNT
 };
 
+/* replication_ack: when an LMTP 250 / IMAP APPEND OK may be sent
+ * (docs/replication.md "Durability: replication_ack"). */
+enum config_repl_ack {
+	CONFIG_ACK_LOCAL,		/* the home's commit is durable */
+	CONFIG_ACK_MIRROR,		/* ... and a mirror applied it */
+};
+
+/* replication_degraded: what ack=mirror does while no mirror is in reach. */
+enum config_repl_degraded {
+	CONFIG_DEGRADED_ACCEPT,		/* answer at local durability (logged, counted) */
+	CONFIG_DEGRADED_TEMPFAIL,	/* LMTP 451 4.4.1, IMAP NO [UNAVAILABLE] */
+};
+
 enum listen_tls {
 	LTLS_NONE,     /* no TLS at all (lmtp, http) */
 	LTLS_STARTTLS, /* plaintext first, STLS/STARTTLS offered (pop3, imap) */
@@ -113,6 +126,10 @@ struct config {
 	size_t n_mirrors;
 	char mirrors_file[CONFIG_PATH_MAX];	/* where it was declared */
 	int mirrors_line;
+	int replication_ack;			/* enum config_repl_ack (mirror) */
+	unsigned replication_ack_timeout_ms;	/* no mirror in sync this long: degraded (5s) */
+	int replication_degraded;		/* enum config_repl_degraded (accept) */
+	unsigned replication_startup_wait;	/* s: wait for the mirrors' answers at start (10) */
 
 	/* Limits */
 	size_t max_line_length;		/* protocol line, bytes (default 8192) */

@@ -1,5 +1,7 @@
 /*
- * repl_private.h - what repl_status.c needs from replicator.c.
+ * repl_private.h - what the replicator's files need from each other:
+ * repl_status.c and repl_noc.c from replicator.c, replicator.c from
+ * repl_noc.c.
  */
 #ifndef POPNODE_REPL_PRIVATE_H
 #define POPNODE_REPL_PRIVATE_H
@@ -11,5 +13,9 @@ struct store;
  * id, else the mirror of origin (opened if DATA_DIR/mirror/ORIGIN
  * exists).  NULL if there is none. */
 struct store *replicator_store_of(struct node *n, const char *origin);
+
+/* repl_noc.c: register GET /v1/repl/digest and GET /v1/repl/lag on the
+ * link (replicator_init; repl_noc.h). */
+void repl_noc_init(struct node *n);
 
 #endif

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "node.h"
 #include "repl_private.h"
+#include "repl_snapshot.h"
 #include "replicator.h"
 #include "store.h"
 
@@ -62,6 +63,14 @@ static void ago(char *buf, size_t sz, int64_t ms)
 	snprintf(buf, sz, "%.1fs ago", now > ms ? (double)(now - ms) / 1000.0 : 0.0);
 }
 
+void replicator_render_serving_text(struct node *n, struct evbuffer *out)
+{
+	bool ready = replicator_serving_ready(n, NULL);
+
+	evbuffer_add_printf(out, "serving:     %s (%s)\n", ready ? "yes" : "NOT YET",
+			    replicator_serving_reason(n));
+}
+
 void replicator_render_lag(struct node *n, struct evbuffer *out)
 {
 	struct repl_mirror_info m[REPL_MIRRORS];
@@ -88,7 +97,8 @@ void replicator_render_lag(struct node *n, struct evbuffer *out)
 		ago(a, sizeof(a), o[i].last_contact_ms);
 		evbuffer_add_printf(out, "origin\t%s\t%s\t%" PRIu64 "\t-\t%" PRIu64 "\t%" PRIu64
 				    "\t-\t-\t%s\t", o[i].origin,
-				    o[i].connected ? "streaming" : "down", o[i].origin_seq,
+				    o[i].snapshotting ? "snapshotting"
+				    : o[i].connected ? "streaming" : "down", o[i].origin_seq,
 				    o[i].applied_seq, o[i].origin_seq - o[i].applied_seq, a);
 		tfield(out, o[i].last_error);
 		evbuffer_add(out, "\n", 1);
@@ -120,6 +130,12 @@ static void mirror_json(struct evbuffer *out, const struct repl_mirror_info *m, 
 		jstr(out, m->last_error);
 	else
 		evbuffer_add_printf(out, "null");
+	evbuffer_add_printf(out, ",%s \"first_seq\": %" PRIu64 ", \"snapshots\": %" PRIu64
+			    ", \"snapshot_seq\": %" PRIu64 ", \"snapshot_bytes_sent\": %" PRIu64
+			    ", \"snapshot_bytes_durable\": %" PRIu64
+			    ", \"snapshot_bytes_total\": %" PRIu64, ind, m->first_seq, m->snapshots,
+			    m->snapshot_seq, m->snapshot_bytes_sent, m->snapshot_bytes_durable,
+			    m->snapshot_bytes_total);
 	evbuffer_add(out, "}", 1);
 }
 
@@ -130,7 +146,8 @@ static void origin_json(struct evbuffer *out, const struct repl_origin_info *o, 
 	evbuffer_add_printf(out, ", \"state\": \"%s\", \"applied_seq\": %" PRIu64
 			    ", \"origin_seq\": %" PRIu64 ", \"records_behind\": %" PRIu64
 			    ", \"last_record\": %" PRId64 ",%s \"last_contact\": ",
-			    o->connected ? "streaming" : "down", o->applied_seq, o->origin_seq,
+			    o->snapshotting ? "snapshotting" : o->connected ? "streaming" : "down",
+			    o->applied_seq, o->origin_seq,
 			    o->origin_seq - o->applied_seq, o->last_record, ind);
 	if (o->last_contact_ms > 0)
 		evbuffer_add_printf(out, "%.3f", (double)o->last_contact_ms / 1000.0);
@@ -140,6 +157,12 @@ static void origin_json(struct evbuffer *out, const struct repl_origin_info *o, 
 			    PRIu64 ", \"last_error\": ", o->records_applied, o->batches_applied);
 	if (o->last_error[0] != '\0')
 		jstr(out, o->last_error);
+	else
+		evbuffer_add_printf(out, "null");
+	evbuffer_add_printf(out, ",%s \"snapshot_bytes\": %" PRIu64 ", \"snapshots_loaded\": %"
+			    PRIu64 ", \"generation\": ", ind, o->snapshot_bytes, o->snapshots_loaded);
+	if (o->generation[0] != '\0')
+		jstr(out, o->generation);
 	else
 		evbuffer_add_printf(out, "null");
 	evbuffer_add(out, "}", 1);
@@ -168,16 +191,37 @@ static void arrays(struct node *n, struct evbuffer *out, const char *mkey, const
 	free(o);
 }
 
+/* This POP's changelog: first held, last, trimmed (no newline). */
+static void changelog_json(struct node *n, struct evbuffer *out)
+{
+	uint64_t last = 0, trimmed = 0;
+
+	if (n->store != NULL) {
+		last = store_changelog_last(n->store, n->cfg->node_id);
+		trimmed = store_changelog_trimmed(n->store, n->cfg->node_id);
+	}
+	evbuffer_add_printf(out, "{\"first_seq\": %" PRIu64 ", \"last_seq\": %" PRIu64
+			    ", \"trimmed_seq\": %" PRIu64 "}", trimmed + 1, last, trimmed);
+}
+
 void replicator_render_lag_json(struct node *n, struct evbuffer *out)
 {
 	evbuffer_add_printf(out, "{\n");
 	arrays(n, out, "mirrors", "origins");
+	evbuffer_add_printf(out, ",\n  \"changelog\": ");
+	changelog_json(n, out);
+	evbuffer_add_printf(out, ",\n  \"serving\": ");
+	replicator_render_serving_json(n, out);
 	evbuffer_add_printf(out, "\n}\n");
 }
 
 void replicator_render_status_json(struct node *n, struct evbuffer *out)
 {
 	arrays(n, out, "replication", "replication_origins");
+	evbuffer_add_printf(out, ",\n  \"replication_changelog\": ");
+	changelog_json(n, out);
+	evbuffer_add_printf(out, ",\n  \"replication_serving\": ");
+	replicator_render_serving_json(n, out);
 }
 
 static void series(struct evbuffer *out, const char *name, const char *lk, const char *lv,
@@ -247,6 +291,25 @@ void replicator_render_metrics(struct node *n, struct evbuffer *out)
 			       o[i].connected);
 	}
 	free(o);
+	if (nm > 0) {
+		evbuffer_add_printf(out, "# HELP popnode_replication_snapshots_total Snapshots the "
+				    "mirror loaded from this POP.\n"
+				    "# TYPE popnode_replication_snapshots_total counter\n");
+		for (size_t i = 0; i < nm; i++)
+			series(out, "popnode_replication_snapshots_total", "mirror", m[i].peer,
+			       "%.0f", (double)m[i].snapshots);
+	}
+	if (n->store != NULL)
+		evbuffer_add_printf(out, "# HELP popnode_replication_changelog_first_seq This POP's "
+				    "oldest changelog record held (older ones are trimmed).\n"
+				    "# TYPE popnode_replication_changelog_first_seq gauge\n"
+				    "popnode_replication_changelog_first_seq %" PRIu64 "\n",
+				    store_changelog_trimmed(n->store, n->cfg->node_id) + 1);
+	evbuffer_add_printf(out, "# HELP popnode_replication_serving_ready 1 once this POP may "
+			    "serve its own users (start-up check against the mirrors done).\n"
+			    "# TYPE popnode_replication_serving_ready gauge\n"
+			    "popnode_replication_serving_ready %d\n",
+			    replicator_serving_ready(n, NULL) ? 1 : 0);
 }
 
 /* ---- content digests ------------------------------------------------------- */

@@ -1,5 +1,6 @@
 /*
- * repl_wire.c - replication frames and ack lines (repl_wire.h).  No I/O.
+ * repl_wire.c - replication frames (records, heartbeats, snapshots) and
+ * answer lines (repl_wire.h).  No I/O.
  */
 #include <stdint.h>
 #include <string.h>
@@ -9,6 +10,10 @@
 /* after the kind byte: flags, seq, type, userid, mboxid, uid, time, data_len */
 #define REC_FIXED (1 + 8 + 1 + 4 + 4 + 4 + 8 + 4)
 #define HB_PAYLOAD 16
+/* after the kind byte: flags, hash, body_len / type, a, b, c, data_len */
+#define SNAP_BODY_FIXED (1 + REPL_HASH_LEN + 4)
+#define SNAP_ITEM_FIXED (1 + 4 + 4 + 4 + 4)
+#define SNAP_END_PAYLOAD 28
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -120,6 +125,74 @@ void repl_wire_heartbeat_encode(uint64_t last_seq, uint64_t time_ms,
 	put64(out + 13, time_ms);
 }
 
+size_t repl_wire_snap_size(const struct repl_snapitem *it)
+{
+	uint64_t sz = REPL_FRAME_HDR;
+
+	if (it->type == REPL_SNAP_T_BODY) {
+		if ((it->flags & ~REPL_SF_META) != 0 || it->body_len > UINT32_MAX ||
+		    (it->body_len > 0 && it->body == NULL))
+			return 0;
+		sz += SNAP_BODY_FIXED + (uint64_t)it->body_len;
+		if (it->flags & REPL_SF_META) {
+			if (it->meta_len > UINT32_MAX || (it->meta_len > 0 && it->meta == NULL))
+				return 0;
+			sz += 4 + (uint64_t)it->meta_len;
+		}
+	} else {
+		if (it->type < REPL_SNAP_T_ITEM_MIN || it->type > REPL_SNAP_T_MAX ||
+		    it->flags != 0 || it->data_len > REPL_DATA_MAX ||
+		    (it->data_len > 0 && it->data == NULL))
+			return 0;
+		sz += SNAP_ITEM_FIXED + it->data_len;
+	}
+	if (sz - 4 > UINT32_MAX || sz > SIZE_MAX)
+		return 0;
+	return (size_t)sz;
+}
+
+size_t repl_wire_snap_encode(const struct repl_snapitem *it, uint8_t *out, size_t cap)
+{
+	size_t sz = repl_wire_snap_size(it);
+	uint8_t *p = out;
+
+	if (sz == 0 || sz > cap)
+		return 0;
+	put32(p, (uint32_t)(sz - 4));
+	if (it->type == REPL_SNAP_T_BODY) {
+		p[4] = REPL_SNAP_BODY;
+		p[5] = it->flags;
+		memcpy(p + 6, it->hash, REPL_HASH_LEN);
+		p += 6 + REPL_HASH_LEN;
+		put32(p, (uint32_t)it->body_len);
+		p = put_bytes(p + 4, it->body, it->body_len);
+		if (it->flags & REPL_SF_META) {
+			put32(p, (uint32_t)it->meta_len);
+			p = put_bytes(p + 4, it->meta, it->meta_len);
+		}
+	} else {
+		p[4] = REPL_SNAP_ITEM;
+		p[5] = it->type;
+		put32(p + 6, it->a);
+		put32(p + 10, it->b);
+		put32(p + 14, it->c);
+		put32(p + 18, (uint32_t)it->data_len);
+		p = put_bytes(p + 22, it->data, it->data_len);
+	}
+	return (size_t)(p - out);
+}
+
+void repl_wire_snapend_encode(const struct repl_snapend *e, uint8_t out[REPL_SNAPEND_SIZE])
+{
+	put32(out, 1 + SNAP_END_PAYLOAD);
+	out[4] = REPL_SNAP_END;
+	put64(out + 5, e->seq);
+	put64(out + 13, e->items);
+	put32(out + 21, e->next_userid);
+	put32(out + 25, e->next_mboxid);
+	put32(out + 29, e->uidvalidity);
+}
+
 /* The largest frame lim allows, as the u32 length field counts it. */
 static uint64_t max_frame(const struct repl_limits *lim)
 {
@@ -143,6 +216,19 @@ size_t repl_wire_frame_size(const uint8_t *buf, size_t len, const struct repl_li
 		break;
 	case REPL_RECORD:
 		if (flen < 1 + REC_FIXED || flen > max_frame(lim))
+			return SIZE_MAX;
+		break;
+	case REPL_SNAP_BODY:
+		if (flen < 1 + SNAP_BODY_FIXED ||
+		    flen > 1 + SNAP_BODY_FIXED + (uint64_t)lim->body_max + 4 + lim->meta_max)
+			return SIZE_MAX;
+		break;
+	case REPL_SNAP_ITEM:
+		if (flen < 1 + SNAP_ITEM_FIXED || flen > 1 + SNAP_ITEM_FIXED + REPL_DATA_MAX)
+			return SIZE_MAX;
+		break;
+	case REPL_SNAP_END:
+		if (flen != 1 + SNAP_END_PAYLOAD)
 			return SIZE_MAX;
 		break;
 	default:
@@ -212,6 +298,49 @@ static int decode_record(const uint8_t *p, const uint8_t *end, const struct repl
 	return 0;
 }
 
+static int decode_snap_body(const uint8_t *p, const uint8_t *end,
+			    const struct repl_limits *lim, struct repl_snapitem *it,
+			    const char **why_r)
+{
+	memset(it, 0, sizeof(*it));
+	it->type = REPL_SNAP_T_BODY;
+	if (end - p < SNAP_BODY_FIXED - 4)
+		return bad(why_r, "snapshot body shorter than its fixed part");
+	it->flags = p[0];
+	if ((it->flags & ~REPL_SF_META) != 0)
+		return bad(why_r, "unknown snapshot body flags");
+	memcpy(it->hash, p + 1, REPL_HASH_LEN);
+	p += 1 + REPL_HASH_LEN;
+	if (take(&p, end, lim->body_max, &it->body, &it->body_len) < 0)
+		return bad(why_r, "bad body length");
+	if ((it->flags & REPL_SF_META) &&
+	    take(&p, end, lim->meta_max, &it->meta, &it->meta_len) < 0)
+		return bad(why_r, "bad metadata length");
+	if (p != end)
+		return bad(why_r, "bytes after the snapshot body's last field");
+	return 0;
+}
+
+static int decode_snap_item(const uint8_t *p, const uint8_t *end, struct repl_snapitem *it,
+			    const char **why_r)
+{
+	memset(it, 0, sizeof(*it));
+	if (end - p < SNAP_ITEM_FIXED)
+		return bad(why_r, "snapshot item shorter than its fixed part");
+	it->type = p[0];
+	if (it->type < REPL_SNAP_T_ITEM_MIN || it->type > REPL_SNAP_T_MAX)
+		return bad(why_r, "unknown snapshot item type");
+	it->a = get32(p + 1);
+	it->b = get32(p + 5);
+	it->c = get32(p + 9);
+	p += SNAP_ITEM_FIXED - 4;
+	if (take(&p, end, REPL_DATA_MAX, &it->data, &it->data_len) < 0)
+		return bad(why_r, "bad snapshot item data length");
+	if (p != end)
+		return bad(why_r, "bytes after the snapshot item's data");
+	return 0;
+}
+
 int repl_wire_decode(const uint8_t *buf, size_t len, const struct repl_limits *lim,
 		     struct repl_frame *f, size_t *used_r, const char **why_r)
 {
@@ -221,17 +350,36 @@ int repl_wire_decode(const uint8_t *buf, size_t len, const struct repl_limits *l
 	*why_r = NULL;
 	memset(f, 0, sizeof(*f));
 	if (need == SIZE_MAX)
-		return bad(why_r, len >= REPL_FRAME_HDR && buf[4] != REPL_RECORD &&
-				      buf[4] != REPL_HEARTBEAT ? "unknown frame kind"
-							       : "bad frame length");
+		return bad(why_r, len >= REPL_FRAME_HDR &&
+				      (buf[4] < REPL_RECORD || buf[4] > REPL_SNAP_END)
+				      ? "unknown frame kind" : "bad frame length");
 	if (need == 0 || len < need)
 		return 0;
 	f->kind = (enum repl_kind)buf[4];
-	if (f->kind == REPL_HEARTBEAT) {
+	switch (f->kind) {
+	case REPL_HEARTBEAT:
 		f->last_seq = get64(buf + 5);
 		f->time_ms = get64(buf + 13);
-	} else if (decode_record(buf + REPL_FRAME_HDR, buf + need, lim, &f->rec, why_r) < 0) {
-		return -1;
+		break;
+	case REPL_RECORD:
+		if (decode_record(buf + REPL_FRAME_HDR, buf + need, lim, &f->rec, why_r) < 0)
+			return -1;
+		break;
+	case REPL_SNAP_BODY:
+		if (decode_snap_body(buf + REPL_FRAME_HDR, buf + need, lim, &f->snap, why_r) < 0)
+			return -1;
+		break;
+	case REPL_SNAP_ITEM:
+		if (decode_snap_item(buf + REPL_FRAME_HDR, buf + need, &f->snap, why_r) < 0)
+			return -1;
+		break;
+	case REPL_SNAP_END:
+		f->end.seq = get64(buf + 5);
+		f->end.items = get64(buf + 13);
+		f->end.next_userid = get32(buf + 21);
+		f->end.next_mboxid = get32(buf + 25);
+		f->end.uidvalidity = get32(buf + 29);
+		break;
 	}
 	*used_r = need;
 	return 1;
@@ -262,6 +410,10 @@ enum repl_line repl_wire_parse_line(const char *line, size_t len, uint64_t *seq_
 {
 	if (len >= 8 && memcmp(line, "applied ", 8) == 0)
 		return parse_dec(line + 8, len - 8, seq_r) ? REPL_LINE_APPLIED : REPL_LINE_BAD;
+	if (len >= 9 && memcmp(line, "progress ", 9) == 0)
+		return parse_dec(line + 9, len - 9, seq_r) ? REPL_LINE_PROGRESS : REPL_LINE_BAD;
+	if (len >= 7 && memcmp(line, "loaded ", 7) == 0)
+		return parse_dec(line + 7, len - 7, seq_r) ? REPL_LINE_LOADED : REPL_LINE_BAD;
 	if (len >= 6 && memcmp(line, "error ", 6) == 0) {
 		for (size_t i = 6; i < len; i++)
 			if (line[i] < 0x20 || line[i] > 0x7e)

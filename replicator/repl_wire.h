@@ -23,6 +23,22 @@
  * The mirror's response body is lines: "applied SEQ\n" once records up
  * to SEQ are durable there (and in answer to each heartbeat), or
  * "error TEXT\n" before it ends the stream.
+ *
+ * A snapshot (POST /v1/repl/snapshot from the origin, or the answer to
+ * GET /v1/repl/snapshot from a mirror) is a sequence of frames too:
+ *
+ *   snap body = kind 3: flags u8, hash 32, body_len u32, body,
+ *               [meta_len u32, meta]       flag REPL_SF_META
+ *   snap item = kind 4: type u8 (2..7), a u32, b u32, c u32,
+ *               data_len u32, data
+ *   snap end  = kind 5: seq u64, items u64, next_userid u32,
+ *               next_mboxid u32, uidvalidity u32
+ *
+ * Types and fields are store.h's enum store_snap_type and struct
+ * store_snap_item (body = type 1); end carries the snapshot's changelog
+ * position, how many body and item frames came before it, and the id
+ * counters.  Lines answering a pushed snapshot: "progress BYTES\n" after
+ * each part made durable, "loaded SEQ\n" once installed, or "error".
  */
 #ifndef POPNODE_REPL_WIRE_H
 #define POPNODE_REPL_WIRE_H
@@ -39,7 +55,16 @@
 enum repl_kind {
 	REPL_RECORD = 1,
 	REPL_HEARTBEAT = 2,
+	REPL_SNAP_BODY = 3,
+	REPL_SNAP_ITEM = 4,
+	REPL_SNAP_END = 5,
 };
+
+/* Snapshot item types (store.h enum store_snap_type). */
+#define REPL_SNAP_T_BODY 1		/* kind REPL_SNAP_BODY */
+#define REPL_SNAP_T_ITEM_MIN 2		/* kind REPL_SNAP_ITEM: 2..7 */
+#define REPL_SNAP_T_MAX 7
+#define REPL_SF_META 1			/* snap body flag: meta follows */
 
 enum {
 	REPL_F_BODY = 1 << 0,	/* body (and meta if REPL_F_META) follow */
@@ -67,11 +92,32 @@ struct repl_rec {
 	size_t meta_len;
 };
 
+/* A snapshot body or item. */
+struct repl_snapitem {
+	uint8_t type;			/* REPL_SNAP_T_BODY .. REPL_SNAP_T_MAX */
+	uint8_t flags;			/* body: REPL_SF_META or 0; item: 0 */
+	uint32_t a, b, c;		/* item */
+	const void *data;		/* item, <= REPL_DATA_MAX */
+	size_t data_len;
+	uint8_t hash[REPL_HASH_LEN];	/* body */
+	const void *body;		/* body */
+	size_t body_len;
+	const void *meta;		/* body with REPL_SF_META */
+	size_t meta_len;
+};
+
+struct repl_snapend {
+	uint64_t seq, items;
+	uint32_t next_userid, next_mboxid, uidvalidity;
+};
+
 struct repl_frame {
 	enum repl_kind kind;
 	struct repl_rec rec;		/* REPL_RECORD: pointers into the input */
 	uint64_t last_seq;		/* REPL_HEARTBEAT */
 	uint64_t time_ms;
+	struct repl_snapitem snap;	/* REPL_SNAP_BODY, _ITEM: pointers into the input */
+	struct repl_snapend end;	/* REPL_SNAP_END */
 };
 
 struct repl_limits {
@@ -92,6 +138,15 @@ size_t repl_wire_record_encode(const struct repl_rec *r, uint8_t *out, size_t ca
 void repl_wire_heartbeat_encode(uint64_t last_seq, uint64_t time_ms,
 				uint8_t out[REPL_HEARTBEAT_SIZE]);
 
+/* Bytes a snapshot body or item takes on the wire; 0 if it cannot be
+ * encoded (bad type, flags, a length over its limit). */
+size_t repl_wire_snap_size(const struct repl_snapitem *it);
+/* Encode it into out (cap bytes).  Bytes written, 0 as above. */
+size_t repl_wire_snap_encode(const struct repl_snapitem *it, uint8_t *out, size_t cap);
+
+#define REPL_SNAPEND_SIZE (REPL_FRAME_HDR + 28)
+void repl_wire_snapend_encode(const struct repl_snapend *e, uint8_t out[REPL_SNAPEND_SIZE]);
+
 /* How many bytes the frame starting at buf needs in all, from its first
  * REPL_FRAME_HDR bytes: 0 if len < REPL_FRAME_HDR, SIZE_MAX if the
  * header alone shows it is malformed (unknown kind, longer than lim
@@ -110,11 +165,14 @@ enum repl_line {
 	REPL_LINE_BAD = -1,
 	REPL_LINE_APPLIED = 1,		/* *seq_r set */
 	REPL_LINE_ERROR = 2,		/* text_r/text_len_r: the text */
+	REPL_LINE_PROGRESS = 3,		/* *seq_r: snapshot bytes durable */
+	REPL_LINE_LOADED = 4,		/* *seq_r: the snapshot installed at seq */
 };
 
-/* One response line without its LF.  "applied N": N decimal without sign
- * or leading zeros (0 alone allowed), fits u64.  "error TEXT": printable
- * ASCII.  Anything else is REPL_LINE_BAD. */
+/* One response line without its LF.  "applied N", "progress N", "loaded
+ * N": N decimal without sign or leading zeros (0 alone allowed), fits
+ * u64.  "error TEXT": printable ASCII.  Anything else is
+ * REPL_LINE_BAD. */
 enum repl_line repl_wire_parse_line(const char *line, size_t len, uint64_t *seq_r,
 				    const char **text_r, size_t *text_len_r);
 

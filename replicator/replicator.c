@@ -2,14 +2,31 @@
  * replicator.c - changelog shipping to mirrors, applying at the mirror,
  * mirror choice and lag (replicator.h, docs/replication.md).
  *
- *   GET  /v1/repl/position?origin=X -> 200, x-popnode-applied-seq: N
+ *   GET  /v1/repl/position?origin=X[&probe=1]
+ *                                   -> 200, x-popnode-applied-seq: N,
+ *                                   x-popnode-last-seq, -generation,
+ *                                   -dir-watermark
  *   POST /v1/repl/stream            x-popnode-origin: X,
- *                                   x-popnode-from-seq: N+1
+ *                                   x-popnode-from-seq: N+1,
+ *                                   x-popnode-generation: G
  *                                   -> 200; request body: frames
  *                                   (repl_wire.h); response body:
  *                                   "applied SEQ\n" lines
+ *   POST /v1/repl/snapshot          x-popnode-origin, -generation,
+ *                                   -snapshot-seq: a snapshot of X's
+ *                                   store; "progress"/"loaded" lines
+ *   GET  /v1/repl/snapshot?origin=X -> 200 and this POP's copy of X as a
+ *                                   snapshot (X rebuilds: repl_rebuild.c)
  *
- * X must be the authenticated peer: a POP pushes only its own changelog.
+ * X must be the authenticated peer: a POP pushes only its own changelog
+ * and pulls only its own data.
+ *
+ * The position answer is judged (repl_judge): stream from it, send a
+ * snapshot first (REPL_SNAPSHOTTING; repl_snapshot.c does the reading and
+ * the loading), or hold.  Nothing is shipped while the start-up check
+ * (the gate, repl_rebuild.c) runs.  Once a second the changelog is
+ * trimmed up to the lowest position of the chosen mirrors, and each
+ * mirror store's copy of its origin's log up to what it applied.
  *
  * Origin side: a shipper per configured peer, active while the peer is a
  * chosen mirror.  It reads the changelog in batches while the stream's
@@ -40,16 +57,21 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "dirsync.h"
 #include "link.h"
 #include "log.h"
 #include "node.h"
+#include "repl_ack.h"
+#include "repl_merge.h"
 #include "repl_private.h"
+#include "repl_snapshot.h"
 #include "repl_wire.h"
 #include "replicator.h"
 #include "store.h"
 
-#define POSITION_PATH "/v1/repl/position"
+#define POSITION_PATH REPL_POSITION_PATH
 #define STREAM_PATH "/v1/repl/stream"
+#define TRIM_EVERY_MS 1000		/* trimming, at most this often */
 #define POLL_MS 5			/* look for new changelog records */
 #define RING 1024			/* batches in flight, per mirror */
 #define RECENT 256			/* body hashes remembered per stream */
@@ -65,6 +87,8 @@ struct inflight {
 struct shipper {
 	struct replicator *r;
 	const char *peer;
+	struct repl_merge *merge;	/* taking its failover changes back */
+	uint64_t merged_last;		/* ... done up to this seq of its copy */
 	bool active, pinned;
 	enum repl_state state;
 	int64_t since;
@@ -81,6 +105,16 @@ struct shipper {
 	size_t n_recent, next_recent;
 	char last_error[128];
 	bool failed_in_fill;
+	/* the position answer beyond pos_seq (= pos_ans.applied) */
+	struct repl_pos pos_ans;
+	/* applied is a durable position of this POP's history at the
+	 * mirror (a position answer judged "stream", acks, a snapshot
+	 * loaded): what trimming may go up to */
+	bool pos_known;
+	/* REPL_SNAPSHOTTING: a snapshot being sent on st */
+	struct repl_snap_tx *tx;
+	bool snap_all_sent;
+	uint64_t snap_seq, snap_total, snap_sent, snap_durable, snapshots;
 };
 
 struct batch {
@@ -105,6 +139,15 @@ struct mirror_of {
 	uint64_t records_applied, batches_applied;
 	bool seen;			/* has spoken to us or has a store */
 	char last_error[128];
+	/* a snapshot the origin pushes, loaded into mirror/ORIGIN.new */
+	struct repl_snap_rx *rx;
+	struct link_stream *rx_s;
+	bool rx_installing;		/* loaded: store_replace when idle */
+	uint64_t rx_seq, rx_bytes, snapshots_loaded;
+	/* a snapshot of this copy served to the origin (it rebuilds) */
+	struct repl_snap_tx *tx;
+	struct link_stream *tx_s;
+	bool trimming;			/* a trim op in flight */
 };
 
 struct replicator {
@@ -115,9 +158,11 @@ struct replicator {
 	int slot[REPL_MIRRORS];		/* index into sh, -1 empty */
 	const char *challenger;
 	int64_t challenger_since;
-	struct event *poll, *tick;
+	struct event *poll, *tick, *trim;
 	struct repl_limits lim;
 	bool stopping;
+	struct repl_gate *gate;		/* the start-up check (repl_rebuild.c) */
+	bool trimming;			/* a trim op of this POP's changelog in flight */
 };
 
 static void ship_fill(struct shipper *sh);
@@ -155,6 +200,8 @@ const char *replicator_state_name(enum repl_state s)
 	switch (s) {
 	case REPL_STREAMING:
 		return "streaming";
+	case REPL_SNAPSHOTTING:
+		return "snapshotting";
 	case REPL_CONNECTING:
 		return "connecting";
 	default:
@@ -169,6 +216,7 @@ static void sh_state(struct shipper *sh, enum repl_state s)
 	if (sh->state != s) {
 		sh->state = s;
 		sh->since = (int64_t)time(NULL);
+		repl_ack_mirror_state(sh->r->n, sh->peer, s == REPL_STREAMING);
 	}
 }
 
@@ -176,6 +224,8 @@ static void sh_close(struct shipper *sh)
 {
 	link_stream_free(&sh->pos);
 	link_stream_free(&sh->st);
+	repl_snap_tx_free(&sh->tx);
+	sh->snap_all_sent = false;
 	sh->ring_head = sh->ring_n = 0;
 	sh->n_recent = sh->next_recent = 0;
 	sh->bytes_acked = sh->bytes_sent;
@@ -388,6 +438,8 @@ static void ship_ack(struct shipper *sh, uint64_t seq)
 	}
 	if (sh->ring_n == 0)
 		sh->bytes_acked = sh->bytes_sent;
+	repl_ack_advance(sh->r->n, sh->peer, seq,
+			 store_changelog_last(sh->r->n->store, sh->r->n->cfg->node_id));
 }
 
 static void stream_response(void *arg, int status, const struct link_hdr *h, size_t n)
@@ -466,24 +518,20 @@ static const struct link_stream_cbs stream_cbs = {
 	.event = stream_event,
 };
 
-static void open_stream(struct shipper *sh)
+static void open_stream(struct shipper *sh, const char *gen)
 {
 	struct replicator *r = sh->r;
-	uint64_t last = store_changelog_last(r->n->store, r->n->cfg->node_id);
 	char from[24];
-	struct link_hdr h[2] = {
+	struct link_hdr h[3] = {
 		{ "x-popnode-origin", r->n->cfg->node_id },
 		{ "x-popnode-from-seq", from },
+		{ "x-popnode-generation", gen },
 	};
 
-	if (sh->pos_seq > last) {
-		sh_fail(sh, "mirror holds more of this POP than this POP (resync not built yet)");
-		return;
-	}
 	sh->applied = sh->sent = sh->pos_seq;
 	sh->bytes_acked = sh->bytes_sent;
 	snprintf(from, sizeof(from), "%" PRIu64, sh->pos_seq + 1);
-	sh->st = link_request(r->n->link, sh->peer, "POST", STREAM_PATH, h, 2, true, &stream_cbs,
+	sh->st = link_request(r->n->link, sh->peer, "POST", STREAM_PATH, h, 3, true, &stream_cbs,
 			      sh);
 	if (sh->st == NULL) {
 		sh_fail(sh, "link to the mirror not usable");
@@ -495,6 +543,7 @@ static void open_stream(struct shipper *sh)
 static void pos_response(void *arg, int status, const struct link_hdr *h, size_t n)
 {
 	struct shipper *sh = arg;
+	const char *gen = hdr_get(h, n, "x-popnode-generation");
 	char why[64];
 
 	if (status != 200 || !parse_u64(hdr_get(h, n, "x-popnode-applied-seq"), &sh->pos_seq)) {
@@ -502,7 +551,227 @@ static void pos_response(void *arg, int status, const struct link_hdr *h, size_t
 		sh_fail(sh, why);
 		return;
 	}
+	memset(&sh->pos_ans, 0, sizeof(sh->pos_ans));
+	sh->pos_ans.applied = sh->pos_seq;
+	if (!parse_u64(hdr_get(h, n, "x-popnode-last-seq"), &sh->pos_ans.last))
+		sh->pos_ans.last = sh->pos_seq;
+	if (gen != NULL && store_generation_check(gen) == STORE_OK)
+		memcpy(sh->pos_ans.gen, gen, STORE_GEN_HEX);
 	sh->pos_ok = true;
+}
+
+/* ---- snapshots to a mirror ------------------------------------------------------ */
+
+static void snap_fill(struct shipper *sh)
+{
+	const char *why = NULL;
+	int rc;
+
+	if (sh->state != REPL_SNAPSHOTTING || sh->tx == NULL || sh->st == NULL)
+		return;
+	rc = repl_snap_tx_fill(sh->tx, link_stream_output(sh->st), &why);
+	sh->snap_sent = repl_snap_tx_bytes(sh->tx);
+	if (rc < 0) {
+		sh_fail(sh, why);
+		return;
+	}
+	if (rc == 0) {
+		sh->snap_all_sent = true;
+		repl_snap_tx_free(&sh->tx);	/* the read transaction ends */
+		link_stream_end(sh->st);
+	}
+}
+
+static void snap_response(void *arg, int status, const struct link_hdr *h, size_t n)
+{
+	struct shipper *sh = arg;
+	const char *e = hdr_get(h, n, "x-popnode-error");
+	char why[160];
+
+	if (status != 200) {
+		snprintf(why, sizeof(why), "snapshot: mirror answered %d%s%.100s", status,
+			 e != NULL ? ": " : "", e != NULL ? e : "");
+		sh_fail(sh, why);
+		return;
+	}
+	sh->last_ack_ms = now_ms();
+	snap_fill(sh);
+}
+
+static void ship_connect(struct shipper *sh);
+
+static void snap_read(void *arg)
+{
+	struct shipper *sh = arg;
+	struct evbuffer *in = link_stream_input(sh->st);
+	char *line;
+	size_t len;
+
+	while (sh->st != NULL && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
+		uint64_t v;
+		const char *text;
+		size_t tl;
+		char why[160];
+
+		switch (repl_wire_parse_line(line, len, &v, &text, &tl)) {
+		case REPL_LINE_PROGRESS:
+			sh->snap_durable = v;
+			sh->last_ack_ms = now_ms();
+			break;
+		case REPL_LINE_LOADED:
+			if (v != sh->snap_seq || !sh->snap_all_sent) {
+				sh_fail(sh, "mirror loaded another snapshot than the one sent");
+				break;
+			}
+			log_info("repl.snapshot_sent", "mirror=%s seq=%" PRIu64 " bytes=%" PRIu64,
+				 sh->peer, v, sh->snap_sent);
+			sh->applied = sh->sent = sh->pos_seq = v;
+			sh->pos_known = true;
+			sh->snapshots++;
+			sh->last_ack_ms = now_ms();
+			sh_close(sh);
+			ship_connect(sh);	/* and stream from v + 1 */
+			break;
+		case REPL_LINE_ERROR:
+			snprintf(why, sizeof(why), "mirror: %.*s", (int)(tl > 120 ? 120 : tl), text);
+			sh_fail(sh, why);
+			break;
+		default:
+			link_peer_failed(sh->r->n->link, sh->peer);
+			sh_fail(sh, "malformed answer line");
+			break;
+		}
+		free(line);
+	}
+	if (sh->st != NULL && evbuffer_get_length(in) > REPL_LINE_MAX)
+		sh_fail(sh, "answer line too long");
+}
+
+static void snap_drained(void *arg)
+{
+	snap_fill(arg);
+}
+
+static void snap_event(void *arg, enum link_event ev)
+{
+	struct shipper *sh = arg;
+
+	sh_fail(sh, ev == LINK_EV_EOF ? "mirror ended the snapshot before loading it"
+		    : ev == LINK_EV_TIMEOUT ? "mirror silent during the snapshot" : "snapshot stream reset");
+}
+
+static const struct link_stream_cbs snap_cbs = {
+	.response = snap_response,
+	.read = snap_read,
+	.drained = snap_drained,
+	.event = snap_event,
+};
+
+/* Send the mirror a snapshot of this POP's store; the stream follows. */
+static void ship_snapshot(struct shipper *sh, const char *why)
+{
+	struct replicator *r = sh->r;
+	struct store_snap_info info;
+	char seq[24], merged_seq[24];
+	struct link_hdr h[4];
+	size_t nh = 3;
+
+	sh->tx = repl_snap_tx_new(r->n->store, &info);
+	if (sh->tx == NULL || info.generation[0] == '\0') {
+		sh_fail(sh, "cannot read this POP's store for a snapshot");
+		return;
+	}
+	snprintf(seq, sizeof(seq), "%" PRIu64, info.seq);
+	h[0] = (struct link_hdr){ "x-popnode-origin", r->n->cfg->node_id };
+	h[1] = (struct link_hdr){ "x-popnode-generation", info.generation };
+	h[2] = (struct link_hdr){ "x-popnode-snapshot-seq", seq };
+	if (sh->merged_last > 0) {
+		snprintf(merged_seq, sizeof(merged_seq), "%" PRIu64, sh->merged_last);
+		h[nh++] = (struct link_hdr){ "x-popnode-merged-seq", merged_seq };
+	}
+	sh->snap_seq = info.seq;
+	sh->snap_total = info.bytes;
+	sh->snap_sent = sh->snap_durable = 0;
+	sh->snap_all_sent = false;
+	sh->st = link_request(r->n->link, sh->peer, "POST", REPL_SNAP_PATH, h, nh, true, &snap_cbs,
+			      sh);
+	if (sh->st == NULL) {
+		sh_fail(sh, "link to the mirror not usable");
+		return;
+	}
+	link_stream_set_timeout(sh->st, REPL_SNAP_TIMEOUT);
+	sh_state(sh, REPL_SNAPSHOTTING);
+	log_info("repl.snapshot_send", "mirror=%s seq=%" PRIu64 " bytes_estimate=%" PRIu64
+		 " mirror_applied=%" PRIu64 " reason=\"%s\"", sh->peer, info.seq, info.bytes,
+		 sh->pos_seq, why);
+}
+
+/* The mirror's position is known: stream, send a snapshot, or hold. */
+/* The mirror's failover changes are in this POP's store: its copy is
+ * replaced by a snapshot (the header tells it they were taken back). */
+static void merged(void *arg, bool ok, const char *why)
+{
+	struct shipper *sh = arg;
+
+	sh->merge = NULL;
+	if (!ok) {
+		sh_fail(sh, why);
+		return;
+	}
+	sh->merged_last = sh->pos_ans.last;
+	ship_snapshot(sh, "its failover changes were taken back");
+}
+
+static void ship_decide(struct shipper *sh)
+{
+	struct replicator *r = sh->r;
+	struct repl_self me;
+	char gen[STORE_GEN_HEX];
+	const char *why;
+
+	if (repl_self_read(r->n->store, r->n->cfg->node_id, false, &me, gen) < 0) {
+		sh_fail(sh, "cannot read this POP's store");
+		return;
+	}
+	enum repl_verdict v = repl_judge(&me, &sh->pos_ans, &why);
+
+	if (v != REPL_V_MERGE && sh->pos_ans.last <= sh->pos_ans.applied)
+		repl_merge_forget(r->n, sh->peer);	/* its copy was replaced */
+	switch (v) {
+	case REPL_V_STREAM:
+		sh->applied = sh->pos_seq;
+		sh->pos_known = true;
+		open_stream(sh, gen);
+		break;
+	case REPL_V_MERGE:
+		if (sh->merge != NULL)
+			break;		/* under way */
+		sh->pos_known = false;
+		sh->merged_last = 0;
+		sh->merge = repl_merge_start(r->n, sh->peer, sh->pos_ans.applied, sh->pos_ans.last,
+					     merged, sh);
+		if (sh->merge == NULL) {
+			sh_fail(sh, "out of memory");
+			break;
+		}
+		snprintf(sh->last_error, sizeof(sh->last_error), "%s", why);
+		break;
+	case REPL_V_SNAPSHOT:
+		if (me.has_mail && sh->pos_ans.applied > 0 &&
+		    (sh->pos_ans.applied > me.last ||
+		     (sh->pos_ans.gen[0] != '\0' && strcmp(sh->pos_ans.gen, gen) != 0)))
+			log_warn("repl.mirror_overwritten", "mirror=%s its_generation=%s its_seq=%"
+				 PRIu64 " generation=%s seq=%" PRIu64, sh->peer,
+				 sh->pos_ans.gen[0] ? sh->pos_ans.gen : "-", sh->pos_ans.applied,
+				 gen, me.last);
+		sh->pos_known = false;
+		ship_snapshot(sh, why);
+		break;
+	default:
+		sh->pos_known = false;
+		sh_fail(sh, why);
+		break;
+	}
 }
 
 static void pos_event(void *arg, enum link_event ev)
@@ -514,7 +783,7 @@ static void pos_event(void *arg, enum link_event ev)
 		sh_fail(sh, ev == LINK_EV_EOF ? "position: no answer" : "position: stream failed");
 		return;
 	}
-	open_stream(sh);
+	ship_decide(sh);
 }
 
 static const struct link_stream_cbs pos_cbs = {
@@ -674,10 +943,15 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 			ship_fill(&r->sh[r->slot[s]]);
 }
 
+static void mo_install(struct mirror_of *mo);
+
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct replicator *r = arg;
 	int64_t now = now_ms();
+	/* while the start-up check runs, nothing of this POP's store goes
+	 * out (it may be an empty store about to be rebuilt) */
+	bool serving = repl_gate_ready(r->gate, NULL);
 
 	if (r->stopping)
 		return;
@@ -688,10 +962,98 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (r->slot[s] < 0)
 			continue;
 		sh = &r->sh[r->slot[s]];
-		if (sh->state == REPL_DOWN && now >= sh->retry_at_ms)
+		if (sh->state == REPL_DOWN && now >= sh->retry_at_ms && serving)
 			ship_connect(sh);
 		ship_heartbeat(sh, now);
 	}
+	for (size_t i = 0; i < r->n_peers; i++)
+		if (r->mo[i].rx_installing)
+			mo_install(&r->mo[i]);
+}
+
+/* ---- trimming ----------------------------------------------------------------- */
+
+static void origin_trimmed(int err, uint64_t trimmed, void *arg)
+{
+	struct replicator *r = arg;
+
+	r->trimming = false;
+	if (err != STORE_OK && err != STORE_SHUTDOWN)
+		log_warn("repl.trim_failed", "origin=%s error=\"%s\"", r->n->cfg->node_id,
+			 store_strerror(err));
+}
+
+/* This POP's changelog: up to the lowest durable position of the chosen
+ * mirrors, once every mirror slot that can be filled is, and each has
+ * said where it is (a snapshot being sent counts at its position).  No
+ * peer at all: nobody needs the log, all of it goes. */
+static void origin_trim(struct replicator *r)
+{
+	struct node *n = r->n;
+	size_t need = r->n_peers < REPL_MIRRORS ? r->n_peers : REPL_MIRRORS, have = 0;
+	uint64_t upto = UINT64_MAX, trimmed, last;
+
+	if (r->trimming || n->store == NULL)
+		return;
+	for (int s = 0; s < REPL_MIRRORS; s++) {
+		const struct shipper *sh;
+		uint64_t pos;
+
+		if (r->slot[s] < 0)
+			continue;
+		sh = &r->sh[r->slot[s]];
+		if (sh->state == REPL_SNAPSHOTTING)
+			pos = sh->snap_seq;
+		else if (sh->pos_known)
+			pos = sh->applied;
+		else
+			return;	/* not known yet: keep everything */
+		if (pos < upto)
+			upto = pos;
+		have++;
+	}
+	if (have < need)
+		return;
+	last = store_changelog_last(n->store, n->cfg->node_id);
+	trimmed = store_changelog_trimmed(n->store, n->cfg->node_id);
+	if (upto > last)
+		upto = last;
+	if (upto <= trimmed)
+		return;
+	r->trimming = true;
+	store_changelog_trim(n->store, n->cfg->node_id, upto, STORE_TRIM_MAX, origin_trimmed, r);
+}
+
+static void mirror_trimmed(int err, uint64_t trimmed, void *arg)
+{
+	struct mirror_of *mo = arg;
+
+	mo->trimming = false;
+	if (err != STORE_OK && err != STORE_SHUTDOWN)
+		log_warn("repl.trim_failed", "origin=%s error=\"%s\"", mo->origin,
+			 store_strerror(err));
+}
+
+/* A mirror keeps none of its copy of the origin's log: the copy is the
+ * store itself, and a copy for someone else is made by a snapshot. */
+static void mirror_trim(struct mirror_of *mo)
+{
+	if (mo->st == NULL || mo->trimming || mo->rx != NULL || mo->rx_installing ||
+	    mo->applied <= store_changelog_trimmed(mo->st, mo->origin))
+		return;
+	mo->trimming = true;
+	store_changelog_trim(mo->st, mo->origin, mo->applied, STORE_TRIM_MAX, mirror_trimmed, mo);
+}
+
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct replicator *r = arg;
+
+	if (r->stopping || !repl_gate_ready(r->gate, NULL))
+		return;
+	origin_trim(r);
+	for (size_t i = 0; i < r->n_peers; i++)
+		mirror_trim(&r->mo[i]);
 }
 
 /* ==== mirror side ======================================================== */
@@ -936,6 +1298,12 @@ static void mo_parse(struct mirror_of *mo)
 				mo_line(mo, "applied %" PRIu64 "\n", mo->applied);
 			continue;
 		}
+		if (f.kind != REPL_RECORD) {
+			free(frame);
+			link_peer_failed(mo->r->n->link, mo->origin);
+			mo_fail(mo, "a snapshot frame in the stream");
+			return;
+		}
 		if (f.rec.seq > mo->origin_seq)
 			mo->origin_seq = f.rec.seq;
 		if (mo_take(mo, frame, &f.rec) < 0) {
@@ -988,27 +1356,74 @@ static struct mirror_of *req_origin(struct replicator *r, const struct link_requ
 	return mo_find(r, origin);
 }
 
+/* "origin=X" or "origin=X&probe=1": X into origin; *probe set. */
+static bool position_query(const char *q, char origin[STORE_POP_MAX], bool *probe)
+{
+	const char *amp;
+	size_t len;
+
+	if (strncmp(q, "origin=", 7) != 0)
+		return false;
+	q += 7;
+	amp = strchr(q, '&');
+	len = amp != NULL ? (size_t)(amp - q) : strlen(q);
+	*probe = amp != NULL && strcmp(amp, "&probe=1") == 0;
+	if (len == 0 || len >= STORE_POP_MAX || (amp != NULL && !*probe))
+		return false;
+	memcpy(origin, q, len);
+	origin[len] = '\0';
+	return true;
+}
+
+/* The position of origin's copy here: applied (durable), the copy's
+ * changelog end, its generation (if known), and this POP's directory
+ * watermark of the origin (for a home that rebuilds).  A probe (the
+ * start-up check of a home) does not create a copy that is not there. */
 static void serve_position(void *arg, struct link_stream *s, const struct link_request *req)
 {
 	struct replicator *r = arg;
 	struct mirror_of *mo;
 	const char *why = NULL;
-	char v[24];
-	struct link_hdr h = { "x-popnode-applied-seq", v };
+	char origin[STORE_POP_MAX], v[24], last[24], dirw[24], gen[STORE_GEN_HEX];
+	struct link_hdr h[4] = {
+		{ "x-popnode-applied-seq", v },
+		{ "x-popnode-last-seq", last },
+		{ "x-popnode-dir-watermark", dirw },
+		{ "x-popnode-generation", gen },
+	};
+	bool probe;
+	size_t nh = 3;
 
-	if (strcmp(req->method, "GET") != 0 || strncmp(req->query, "origin=", 7) != 0 ||
-	    (mo = req_origin(r, req, req->query + 7)) == NULL) {
-		answer(s, 400, "expected GET " POSITION_PATH "?origin=YOUR_ID");
+	if (strcmp(req->method, "GET") != 0 || !position_query(req->query, origin, &probe) ||
+	    (mo = req_origin(r, req, origin)) == NULL) {
+		answer(s, 400, "expected GET " POSITION_PATH "?origin=YOUR_ID[&probe=1]");
 		return;
 	}
-	if (r->stopping || mo_open(mo, true, &why) < 0) {
-		answer(s, 503, why != NULL ? why : "stopping");
+	if (r->stopping) {
+		answer(s, 503, "stopping");
+		return;
+	}
+	snprintf(dirw, sizeof(dirw), "%" PRIu64, dirsync_peer_lseq(r->n, mo->origin));
+	if (mo_open(mo, !probe, &why) < 0) {
+		if (!probe) {
+			answer(s, 503, why);
+			return;
+		}
+		snprintf(v, sizeof(v), "0");	/* no copy here */
+		snprintf(last, sizeof(last), "0");
+		link_stream_respond(s, 200, h, 3, true);
+		link_stream_free(&s);
 		return;
 	}
 	snprintf(v, sizeof(v), "%" PRIu64, mo->applied);
-	link_stream_respond(s, 200, &h, 1, true);
+	snprintf(last, sizeof(last), "%" PRIu64, store_changelog_last(mo->st, mo->origin));
+	if (store_generation(mo->st, gen) == STORE_OK)
+		nh = 4;
+	link_stream_respond(s, 200, h, nh, true);
 	link_stream_free(&s);
 }
+
+static uint64_t mo_failover_records(struct mirror_of *mo);
 
 static void serve_stream(void *arg, struct link_stream *s, const struct link_request *req)
 {
@@ -1016,6 +1431,7 @@ static void serve_stream(void *arg, struct link_stream *s, const struct link_req
 	struct mirror_of *mo;
 	uint64_t from;
 	const char *why = NULL;
+	const char *gen = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-generation");
 	char v[24];
 	struct link_hdr h = { "x-popnode-applied-seq", v };
 
@@ -1032,6 +1448,32 @@ static void serve_stream(void *arg, struct link_stream *s, const struct link_req
 	if (mo->applying) {
 		answer(s, 409, "a batch is being applied; ask the position again");
 		return;
+	}
+	if (mo_failover_records(mo) > 0) {
+		answer(s, 409, "this copy holds changes made while serving for you: take them back "
+			       "first (GET /v1/repl/failover)");
+		return;
+	}
+	if (mo->rx != NULL || mo->rx_installing) {
+		answer(s, 409, "a snapshot is being loaded");
+		return;
+	}
+	if (gen != NULL) {
+		char mine[STORE_GEN_HEX];
+
+		if (store_generation_check(gen) != STORE_OK) {
+			answer(s, 400, "bad x-popnode-generation");
+			return;
+		}
+		if (store_generation(mo->st, mine) != STORE_OK || strcmp(mine, gen) != 0) {
+			/* a new copy, or one of an older popnode: it takes the
+			 * origin's; any other holds another history */
+			if (mo->applied > 0 && mine[0] != '\0') {
+				answer(s, 409, "this copy holds another generation: snapshot needed");
+				return;
+			}
+			store_set_generation(mo->st, gen, NULL, NULL);	/* before any batch */
+		}
 	}
 	if (from != mo->applied + 1) {
 		snprintf(v, sizeof(v), "%" PRIu64, mo->applied);
@@ -1057,6 +1499,333 @@ static void serve_stream(void *arg, struct link_stream *s, const struct link_req
 	mo_parse(mo);
 }
 
+/* ---- snapshots: loading the origin's, serving this copy -------------------------- */
+
+/* mirror/ORIGIN.new, where a pushed snapshot is loaded. */
+static void mo_new_dir(const struct mirror_of *mo, char *buf, size_t sz)
+{
+	snprintf(buf, sz, "%s/mirror/%s.new", mo->r->n->cfg->data_dir, mo->origin);
+}
+
+/* The pushed snapshot's stream ends: with an error line, or (why NULL)
+ * after "loaded". */
+static void mo_rx_end(struct mirror_of *mo, const char *why)
+{
+	if (why != NULL) {
+		snprintf(mo->last_error, sizeof(mo->last_error), "snapshot: %s", why);
+		log_warn("repl.snapshot_refused", "origin=%s error=\"%s\"", mo->origin, why);
+	}
+	if (mo->rx_s != NULL) {
+		if (why != NULL)
+			evbuffer_add_printf(link_stream_output(mo->rx_s), "error %s\n", why);
+		link_stream_end(mo->rx_s);
+		link_stream_free(&mo->rx_s);	/* the answer still goes out */
+	}
+}
+
+/* Install the loaded copy over the old one (in place: failover sessions
+ * and status keep their store pointer); retried by tick_cb while the
+ * old store has an op pending. */
+static void mo_install(struct mirror_of *mo)
+{
+	char dir[CONFIG_PATH_MAX + 96];
+	const char *why = NULL;
+	int err;
+
+	if (mo->st == NULL && mo_open(mo, true, &why) < 0) {
+		mo->rx_installing = false;
+		mo_new_dir(mo, dir, sizeof(dir));
+		repl_rmdir_flat(dir);
+		mo_rx_end(mo, why);
+		return;
+	}
+	mo_new_dir(mo, dir, sizeof(dir));
+	err = store_replace(mo->st, dir, &why);
+	if (err == STORE_EXISTS)
+		return;		/* an op is pending: the next tick */
+	mo->rx_installing = false;
+	if (err != STORE_OK) {
+		repl_rmdir_flat(dir);
+		mo_rx_end(mo, why);
+		return;
+	}
+	mo->applied = mo->queued = mo->rx_seq;
+	if (mo->origin_seq < mo->rx_seq)
+		mo->origin_seq = mo->rx_seq;
+	mo->snapshots_loaded++;
+	mo->last_error[0] = '\0';
+	log_info("repl.snapshot_installed", "origin=%s seq=%" PRIu64 " bytes=%" PRIu64, mo->origin,
+		 mo->rx_seq, mo->rx_bytes);
+	if (mo->rx_s != NULL)
+		evbuffer_add_printf(link_stream_output(mo->rx_s), "loaded %" PRIu64 "\n", mo->rx_seq);
+	mo_rx_end(mo, NULL);
+}
+
+static void mo_rx_progress(void *arg, uint64_t bytes)
+{
+	struct mirror_of *mo = arg;
+
+	mo->rx_bytes = bytes;
+	mo->last_contact_ms = now_ms();
+	if (mo->rx_s != NULL)
+		evbuffer_add_printf(link_stream_output(mo->rx_s), "progress %" PRIu64 "\n", bytes);
+	repl_snap_rx_input(mo->rx, mo->rx_s != NULL ? link_stream_input(mo->rx_s) : NULL);
+}
+
+static void mo_rx_done(void *arg, int err, const char *why)
+{
+	struct mirror_of *mo = arg;
+
+	mo->rx_bytes = repl_snap_rx_bytes(mo->rx);
+	repl_snap_rx_free(&mo->rx);	/* keeps the directory if complete */
+	if (err != 0 || mo->r->stopping) {
+		mo_rx_end(mo, why != NULL ? why : "stopping");
+		return;
+	}
+	mo->rx_installing = true;
+	mo_install(mo);
+}
+
+static const struct repl_snap_rx_cbs mo_rx_cbs = {
+	.progress = mo_rx_progress,
+	.done = mo_rx_done,
+};
+
+static void mo_rx_read(void *arg)
+{
+	struct mirror_of *mo = arg;
+
+	mo->last_contact_ms = now_ms();
+	if (mo->rx != NULL)
+		repl_snap_rx_input(mo->rx, link_stream_input(mo->rx_s));
+}
+
+static void mo_rx_event(void *arg, enum link_event ev)
+{
+	struct mirror_of *mo = arg;
+
+	if (ev == LINK_EV_EOF && mo->rx != NULL) {
+		/* all of it is here; the answer still goes back on this stream */
+		link_stream_set_timeout(mo->rx_s, 0);
+		repl_snap_rx_eof(mo->rx, link_stream_input(mo->rx_s));
+		return;
+	}
+	if (ev == LINK_EV_EOF)
+		return;		/* installing: the answer follows */
+	log_warn("repl.snapshot_aborted", "origin=%s reason=%s", mo->origin,
+		 ev == LINK_EV_TIMEOUT ? "timeout" : "reset");
+	snprintf(mo->last_error, sizeof(mo->last_error), "snapshot: origin gone");
+	link_stream_free(&mo->rx_s);
+	repl_snap_rx_free(&mo->rx);	/* the old copy stays as it was */
+	if (mo->rx_installing) {
+		char dir[CONFIG_PATH_MAX + 96];
+
+		mo->rx_installing = false;
+		mo_new_dir(mo, dir, sizeof(dir));
+		repl_rmdir_flat(dir);
+	}
+}
+
+static const struct link_stream_cbs mo_rx_scbs = {
+	.read = mo_rx_read,
+	.event = mo_rx_event,
+};
+
+/* The last seq of the origin's log here if this copy holds records past
+ * its applied position (written while serving for the origin,
+ * docs/failover.md), else 0. */
+static uint64_t mo_failover_records(struct mirror_of *mo)
+{
+	const char *why;
+	uint64_t last;
+
+	if (mo->st == NULL && mo_open(mo, false, &why) < 0)
+		return 0;
+	last = store_changelog_last(mo->st, mo->origin);
+	return last > store_applied_seq(mo->st, mo->origin) ? last : 0;
+}
+
+/* x-popnode-merged-seq: the origin took this copy's failover records
+ * back up to there (0 if absent). */
+static uint64_t merged_seq_hdr(const struct link_request *req)
+{
+	uint64_t v;
+
+	return parse_u64(hdr_get(req->hdrs, req->n_hdrs, "x-popnode-merged-seq"), &v) ? v : 0;
+}
+
+/* POST: the origin pushes a snapshot of its store. */
+static void snapshot_push(struct replicator *r, struct link_stream *s,
+			  const struct link_request *req)
+{
+	const char *gen = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-generation");
+	struct store_snap_info hdr;
+	struct mirror_of *mo;
+	char dir[CONFIG_PATH_MAX + 96];
+	const char *why = NULL;
+
+	memset(&hdr, 0, sizeof(hdr));
+	if ((mo = req_origin(r, req, hdr_get(req->hdrs, req->n_hdrs, "x-popnode-origin"))) == NULL ||
+	    gen == NULL || store_generation_check(gen) != STORE_OK ||
+	    !parse_u64(hdr_get(req->hdrs, req->n_hdrs, "x-popnode-snapshot-seq"), &hdr.seq)) {
+		answer(s, 400, "expected x-popnode-origin (the sender), x-popnode-generation and "
+			       "x-popnode-snapshot-seq");
+		return;
+	}
+	if (r->stopping) {
+		answer(s, 503, "stopping");
+		return;
+	}
+	if (mo->applying || mo->rx != NULL || mo->rx_installing || mo->tx != NULL) {
+		answer(s, 409, "busy with this origin's copy; try again");
+		return;
+	}
+	if (mo_failover_records(mo) > merged_seq_hdr(req)) {
+		/* docs/failover.md: never lose what users did here */
+		answer(s, 409, "this copy holds changes made while serving for you: take them back "
+			       "first (GET /v1/repl/failover)");
+		return;
+	}
+	if (mo->s != NULL) {		/* a stale stream: the origin moved on */
+		link_stream_free(&mo->s);
+		batch_clear(&mo->next);
+		evbuffer_drain(mo->acc, evbuffer_get_length(mo->acc));
+		mo->queued = mo->applied;
+	}
+	memcpy(hdr.generation, gen, STORE_GEN_HEX);
+	snprintf(dir, sizeof(dir), "%s/mirror", r->n->cfg->data_dir);
+	if (mkdir_one(dir) < 0) {
+		answer(s, 503, "cannot create DATA_DIR/mirror");
+		return;
+	}
+	mo_new_dir(mo, dir, sizeof(dir));
+	mo->rx = repl_snap_rx_new(r->n, dir, mo->origin, &hdr, true, &r->lim, &mo_rx_cbs, mo, &why);
+	if (mo->rx == NULL) {
+		answer(s, 503, why);
+		return;
+	}
+	mo->rx_s = s;
+	mo->rx_seq = hdr.seq;
+	mo->rx_bytes = 0;
+	mo->seen = true;
+	mo->last_contact_ms = now_ms();
+	link_stream_set_cbs(s, &mo_rx_scbs, mo);
+	link_stream_set_timeout(s, REPL_SNAP_TIMEOUT);
+	link_stream_respond(s, 200, NULL, 0, false);
+	log_info("repl.snapshot_receiving", "origin=%s seq=%" PRIu64 " generation=%s", mo->origin,
+		 hdr.seq, gen);
+	repl_snap_rx_input(mo->rx, link_stream_input(s));
+}
+
+static void mo_tx_stop(struct mirror_of *mo)
+{
+	link_stream_free(&mo->tx_s);
+	repl_snap_tx_free(&mo->tx);
+}
+
+static void mo_tx_fill(struct mirror_of *mo)
+{
+	const char *why = NULL;
+	int rc;
+
+	if (mo->tx == NULL || mo->tx_s == NULL)
+		return;
+	rc = repl_snap_tx_fill(mo->tx, link_stream_output(mo->tx_s), &why);
+	if (rc < 0) {
+		log_warn("repl.snapshot_serve_failed", "origin=%s error=\"%s\"", mo->origin, why);
+		mo_tx_stop(mo);		/* a reset: the origin tries again */
+		return;
+	}
+	if (rc == 0) {
+		log_info("repl.snapshot_served", "origin=%s bytes=%" PRIu64, mo->origin,
+			 repl_snap_tx_bytes(mo->tx));
+		link_stream_end(mo->tx_s);
+		mo_tx_stop(mo);		/* answered: the rest still goes out */
+	}
+}
+
+static void mo_tx_drained(void *arg)
+{
+	mo_tx_fill(arg);
+}
+
+static void mo_tx_event(void *arg, enum link_event ev)
+{
+	struct mirror_of *mo = arg;
+
+	if (ev == LINK_EV_EOF)
+		return;		/* the request's end (a GET has no body) */
+	log_warn("repl.snapshot_serve_aborted", "origin=%s", mo->origin);
+	mo_tx_stop(mo);
+}
+
+static const struct link_stream_cbs mo_tx_scbs = {
+	.drained = mo_tx_drained,
+	.event = mo_tx_event,
+};
+
+/* GET ?origin=X: X (which lost its disk) pulls its data back from this
+ * copy. */
+static void snapshot_pull(struct replicator *r, struct link_stream *s,
+			  const struct link_request *req)
+{
+	struct store_snap_info info;
+	struct mirror_of *mo;
+	const char *why = NULL;
+	char seq[24];
+	struct link_hdr h[2];
+
+	if (strncmp(req->query, "origin=", 7) != 0 ||
+	    (mo = req_origin(r, req, req->query + 7)) == NULL) {
+		answer(s, 400, "expected GET " REPL_SNAP_PATH "?origin=YOUR_ID");
+		return;
+	}
+	if (r->stopping) {
+		answer(s, 503, "stopping");
+		return;
+	}
+	if (mo_open(mo, false, &why) < 0) {
+		answer(s, 404, "no copy of that POP here");
+		return;
+	}
+	if (mo->rx != NULL || mo->rx_installing) {
+		answer(s, 409, "a snapshot of that POP is being loaded here");
+		return;
+	}
+	mo_tx_stop(mo);		/* an earlier pull the origin gave up */
+	mo->tx = repl_snap_tx_new(mo->st, &info);
+	if (mo->tx == NULL) {
+		answer(s, 503, "cannot read the copy");
+		return;
+	}
+	if (info.generation[0] == '\0') {
+		repl_snap_tx_free(&mo->tx);
+		answer(s, 409, "the copy's generation is not known yet");
+		return;
+	}
+	snprintf(seq, sizeof(seq), "%" PRIu64, info.seq);
+	h[0] = (struct link_hdr){ "x-popnode-generation", info.generation };
+	h[1] = (struct link_hdr){ "x-popnode-snapshot-seq", seq };
+	mo->tx_s = s;
+	link_stream_set_cbs(s, &mo_tx_scbs, mo);
+	link_stream_respond(s, 200, h, 2, false);
+	log_warn("repl.snapshot_serving", "origin=%s seq=%" PRIu64 " bytes_estimate=%" PRIu64,
+		 mo->origin, info.seq, info.bytes);
+	mo_tx_fill(mo);
+}
+
+static void serve_snapshot(void *arg, struct link_stream *s, const struct link_request *req)
+{
+	struct replicator *r = arg;
+
+	if (strcmp(req->method, "POST") == 0)
+		snapshot_push(r, s, req);
+	else if (strcmp(req->method, "GET") == 0)
+		snapshot_pull(r, s, req);
+	else
+		answer(s, 405, "POST or GET");
+}
+
 /* ==== setup and figures ================================================== */
 
 int replicator_init(struct node *n)
@@ -1064,6 +1833,7 @@ int replicator_init(struct node *n)
 	const struct config *cfg = n->cfg;
 	struct replicator *r = calloc(1, sizeof(*r));
 	struct timeval pt = { 0, POLL_MS * 1000 }, tt = { 0, 200 * 1000 };
+	struct timeval trt = { TRIM_EVERY_MS / 1000, TRIM_EVERY_MS % 1000 * 1000 };
 
 	if (r == NULL)
 		return -1;
@@ -1075,6 +1845,16 @@ int replicator_init(struct node *n)
 	r->lim.meta_max = STORE_META_MAX;
 	link_set_handler(n->link, POSITION_PATH, serve_position, r);
 	link_set_handler(n->link, STREAM_PATH, serve_stream, r);
+	link_set_handler(n->link, REPL_SNAP_PATH, serve_snapshot, r);
+	repl_merge_init(n);
+	repl_noc_init(n);
+	if (repl_ack_init(n) < 0)
+		return -1;
+	r->gate = repl_gate_new(n, &r->lim);
+	r->trim = event_new(n->base, -1, EV_PERSIST, trim_cb, r);
+	if (r->gate == NULL || r->trim == NULL)
+		return -1;
+	event_add(r->trim, &trt);
 	if (cfg->n_peers == 0)
 		return 0;
 	r->sh = calloc(cfg->n_peers, sizeof(*r->sh));
@@ -1115,25 +1895,36 @@ void replicator_fini(struct node *n)
 {
 	struct replicator *r = n->replicator;
 
+	repl_ack_fini(n);		/* no more acks: release the waiters */
 	if (r == NULL)
 		return;
 	r->stopping = true;
+	repl_gate_free(&r->gate);
 	for (size_t i = 0; i < r->n_peers; i++) {
-		sh_close(&r->sh[i]);
-		link_stream_free(&r->mo[i].s);
-		batch_clear(&r->mo[i].next);
+		struct mirror_of *mo = &r->mo[i];
+
+		repl_merge_cancel(&r->sh[i].merge);
+		sh_close(&r->sh[i]);	/* ends its snapshot read too */
+		link_stream_free(&mo->s);
+		batch_clear(&mo->next);
+		link_stream_free(&mo->rx_s);
+		repl_snap_rx_free(&mo->rx);	/* a half-loaded copy goes */
+		mo_tx_stop(mo);
 	}
 	if (r->poll != NULL)
 		event_free(r->poll);
 	if (r->tick != NULL)
 		event_free(r->tick);
-	r->poll = r->tick = NULL;
+	if (r->trim != NULL)
+		event_free(r->trim);
+	r->poll = r->tick = r->trim = NULL;
 }
 
 void replicator_free(struct node *n)
 {
 	struct replicator *r = n->replicator;
 
+	repl_ack_free(n);
 	if (r == NULL)
 		return;
 	r->stopping = true;
@@ -1171,12 +1962,13 @@ size_t replicator_mirrors(struct node *n, struct repl_mirror_info *out, size_t m
 {
 	struct replicator *r = n->replicator;
 	size_t k = 0;
-	uint64_t last;
+	uint64_t last, first;
 	int64_t now = now_ms();
 
 	if (r == NULL || n->store == NULL)
 		return 0;
 	last = store_changelog_last(n->store, n->cfg->node_id);
+	first = store_changelog_trimmed(n->store, n->cfg->node_id) + 1;
 	for (int s = 0; s < REPL_MIRRORS && k < max; s++) {
 		const struct shipper *sh;
 		struct repl_mirror_info *m = &out[k];
@@ -1209,6 +2001,14 @@ size_t replicator_mirrors(struct node *n, struct repl_mirror_info *out, size_t m
 		m->bodies_sent = sh->bodies_sent;
 		m->reconnects = sh->reconnects;
 		snprintf(m->last_error, sizeof(m->last_error), "%s", sh->last_error);
+		m->first_seq = first;
+		m->snapshots = sh->snapshots;
+		if (sh->state == REPL_SNAPSHOTTING) {
+			m->snapshot_seq = sh->snap_seq;
+			m->snapshot_bytes_sent = sh->snap_sent;
+			m->snapshot_bytes_durable = sh->snap_durable;
+			m->snapshot_bytes_total = sh->snap_total;
+		}
 		k++;
 	}
 	return k;
@@ -1237,6 +2037,11 @@ size_t replicator_origins(struct node *n, struct repl_origin_info *out, size_t m
 		o->records_applied = mo->records_applied;
 		o->batches_applied = mo->batches_applied;
 		snprintf(o->last_error, sizeof(o->last_error), "%s", mo->last_error);
+		o->snapshotting = mo->rx != NULL || mo->rx_installing;
+		o->snapshot_bytes = mo->rx != NULL ? repl_snap_rx_bytes(mo->rx) : mo->rx_bytes;
+		o->snapshots_loaded = mo->snapshots_loaded;
+		if (mo->st != NULL)
+			store_generation(mo->st, o->generation);
 		k++;
 	}
 	return k;
@@ -1255,4 +2060,25 @@ struct store *replicator_store_of(struct node *n, const char *origin)
 	if (mo->st == NULL && mo_open(mo, false, &why) < 0)
 		return NULL;
 	return mo->st;
+}
+
+bool replicator_serving_ready(struct node *n, const char **why_r)
+{
+	struct replicator *r = n->replicator;
+
+	return r == NULL || repl_gate_ready(r->gate, why_r);
+}
+
+const char *replicator_serving_reason(struct node *n)
+{
+	struct replicator *r = n->replicator;
+
+	return r != NULL ? repl_gate_reason(r->gate) : "no replicator";
+}
+
+void replicator_render_serving_json(struct node *n, struct evbuffer *out)
+{
+	struct replicator *r = n->replicator;
+
+	repl_gate_render_json(r != NULL ? r->gate : NULL, out);
 }

@@ -42,6 +42,7 @@ enum repl_state {
 	REPL_DOWN,			/* no stream; retried every REPL_RETRY_MS */
 	REPL_CONNECTING,		/* asking the position, opening the stream */
 	REPL_STREAMING,
+	REPL_SNAPSHOTTING,		/* sending the mirror a snapshot first */
 };
 const char *replicator_state_name(enum repl_state s);
 
@@ -60,6 +61,13 @@ struct repl_mirror_info {
 	int64_t last_ack_ms;		/* unix ms of the last ack, 0 never */
 	uint64_t records_sent, bytes_sent, bodies_sent, reconnects;
 	char last_error[128];
+	uint64_t first_seq;		/* this POP's oldest changelog record held
+					 * (trimmed + 1) */
+	uint64_t snapshot_seq;		/* REPL_SNAPSHOTTING: its position */
+	uint64_t snapshot_bytes_sent;	/* ... frame bytes written to the stream */
+	uint64_t snapshot_bytes_durable;	/* ... of which the mirror made durable */
+	uint64_t snapshot_bytes_total;	/* ... estimate of all of it (LMDB pages) */
+	uint64_t snapshots;		/* snapshots the mirror loaded, since start */
 };
 
 /* One origin mirrored here. */
@@ -72,6 +80,10 @@ struct repl_origin_info {
 	int64_t last_contact_ms;	/* unix ms of the last frame, 0 never */
 	uint64_t records_applied, batches_applied;
 	char last_error[128];
+	bool snapshotting;		/* loading a snapshot the origin sends */
+	uint64_t snapshot_bytes;	/* ... bytes received so far */
+	uint64_t snapshots_loaded;	/* since start */
+	char generation[33];		/* of the copy, "" unknown */
 };
 
 /* Fill up to max entries; returns how many (chosen mirrors, in slot
@@ -79,7 +91,17 @@ struct repl_origin_info {
 size_t replicator_mirrors(struct node *n, struct repl_mirror_info *out, size_t max);
 size_t replicator_origins(struct node *n, struct repl_origin_info *out, size_t max);
 
+/* May this POP serve its own users (LMTP RCPT, IMAP/POP3 login, a
+ * tunnel or forwarded delivery for them)?  false while the start-up
+ * check against the mirrors runs or the store is being rebuilt from a
+ * mirror (docs/replication.md "Generation and the lost disk"); *why_r
+ * (may be NULL) says which.  true without a replicator (unit tests). */
+bool replicator_serving_ready(struct node *n, const char **why_r);
+
 /* Renderings (repl_status.c). */
+/* One line for `popctl status`: "serving:     ...\n" (the start-up check
+ * against the mirrors). */
+void replicator_render_serving_text(struct node *n, struct evbuffer *out);
 /* `popctl lag`: TAB-separated rows with a header, mirrors then origins. */
 void replicator_render_lag(struct node *n, struct evbuffer *out);
 /* {"mirrors": [...], "origins": [...]} (popctl lag --json). */

@@ -3,7 +3,8 @@
  * of the replication stream a mirror reads from its origin
  * (docs/replication.md "Wire format").
  *
- * The input is taken as a stream of frames, as the mirror sees it.  Each
+ * The input is taken as a stream of frames, as the mirror sees it
+ * (records and heartbeats, or a snapshot's bodies, items and end).  Each
  * frame is decoded from an exact-size heap copy (a read past the end is
  * caught); a frame that decodes must encode again to exactly the same
  * bytes (the format has one encoding per frame), and every shorter
@@ -48,10 +49,16 @@ static void lines(const uint8_t *p, size_t len)
 		case REPL_LINE_ERROR:
 			CHECK(t == copy + 6 && tl == ll - 6);
 			break;
-		case REPL_LINE_APPLIED: {
+		case REPL_LINE_APPLIED:
+		case REPL_LINE_PROGRESS:
+		case REPL_LINE_LOADED: {
 			char again[32];
+			enum repl_line k = repl_wire_parse_line(copy, ll, &seq, &t, &tl);
 
-			snprintf(again, sizeof(again), "applied %llu", (unsigned long long)seq);
+			snprintf(again, sizeof(again), "%s %llu",
+				 k == REPL_LINE_APPLIED ? "applied"
+				 : k == REPL_LINE_PROGRESS ? "progress" : "loaded",
+				 (unsigned long long)seq);
 			CHECK(strlen(again) == ll && memcmp(again, copy, ll) == 0);
 			break;
 		}
@@ -97,6 +104,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(repl_wire_record_encode(&f.rec, enc, used) == used);
 			CHECK(memcmp(enc, copy, used) == 0);
 			free(enc);
+		} else if (f.kind == REPL_SNAP_BODY || f.kind == REPL_SNAP_ITEM) {
+			uint8_t *enc = malloc(used);
+
+			CHECK(enc != NULL);
+			CHECK((f.kind == REPL_SNAP_BODY) == (f.snap.type == REPL_SNAP_T_BODY));
+			CHECK(f.snap.body_len <= lim.body_max && f.snap.meta_len <= lim.meta_max);
+			CHECK(repl_wire_snap_size(&f.snap) == used);
+			CHECK(repl_wire_snap_encode(&f.snap, enc, used) == used);
+			CHECK(memcmp(enc, copy, used) == 0);
+			free(enc);
+		} else if (f.kind == REPL_SNAP_END) {
+			uint8_t e[REPL_SNAPEND_SIZE];
+
+			CHECK(used == REPL_SNAPEND_SIZE);
+			repl_wire_snapend_encode(&f.end, e);
+			CHECK(memcmp(e, copy, used) == 0);
 		} else {
 			uint8_t hb[REPL_HEARTBEAT_SIZE];
 

@@ -166,18 +166,41 @@ class Cluster:
                 self.pick_ports()
         if wait_links:
             self.wait_links()
+            for node in self:
+                self.wait_serving(node)
         return self
 
     def restart(self, key, wait_links=True):
         """Start POP key again (after kill9/stop) and wait until the links
-        between it and every running POP are up."""
+        between it and every running POP are up (and it serves its
+        users)."""
         node = self[key]
         if node.proc is not None:
             node.stop()
         node.start()
         if wait_links:
             self.wait_links()
+            self.wait_serving(node)
         return node
+
+    @staticmethod
+    def wait_serving(node, timeout=30):
+        """Until node has done its start-up check against its mirrors
+        (docs/replication.md, "Generation and the lost disk") and serves
+        its own users.  A node without that check passes at once."""
+        deadline = time.time() + timeout
+        while True:
+            r = node.popctl("status", "--json", check=False)
+            try:
+                serving = json.loads(r.stdout).get("replication_serving")
+            except ValueError:
+                serving = None
+            if serving is None or serving.get("ready", True):
+                return
+            if time.time() > deadline:
+                raise AssertionError(f"{node_name(node)} not serving after {timeout}s: "
+                                     f"{serving}")
+            time.sleep(0.05)
 
     def stop(self, timeout=40):
         """SIGTERM every POP at once, wait for each (SIGKILL after

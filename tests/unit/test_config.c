@@ -900,6 +900,8 @@ static void test_every_directive_arity(void **state)
 		{ "health_min_free_disk", "2G" }, { "health_max_loop_delay", "1s" },
 		{ "health_max_replication_lag", "2m" }, { "health_require_peer", "yes" },
 		{ "maintenance_file", "/m" }, { "heartbeat_timeout", "2s" },
+		{ "replication_ack", "local" }, { "replication_ack_timeout", "3s" },
+		{ "replication_degraded", "tempfail" }, { "replication_startup_wait", "0" },
 	};
 	char conf[256], want[256];
 
@@ -1352,6 +1354,33 @@ static void test_mirrors(void **state)
 	assert_string_equal(err, "t.conf:7: mirrors: t2 is not a configured peer");
 }
 
+/* replication_ack, _timeout, replication_degraded (docs/replication.md). */
+static void test_replication_ack(void **state)
+{
+	assert_parse_ok("node_id t1\n");
+	assert_int_equal(c.replication_ack, CONFIG_ACK_MIRROR);
+	assert_int_equal(c.replication_ack_timeout_ms, 5000);
+	assert_int_equal(c.replication_degraded, CONFIG_DEGRADED_ACCEPT);
+	assert_parse_ok("replication_ack local\nreplication_degraded tempfail\n"
+			"replication_ack_timeout 2500ms\n");
+	assert_int_equal(c.replication_ack, CONFIG_ACK_LOCAL);
+	assert_int_equal(c.replication_degraded, CONFIG_DEGRADED_TEMPFAIL);
+	assert_int_equal(c.replication_ack_timeout_ms, 2500);
+	assert_parse_ok("replication_ack mirror\nreplication_degraded accept\n"
+			"replication_ack_timeout 1m\n");
+	assert_int_equal(c.replication_ack, CONFIG_ACK_MIRROR);
+	assert_int_equal(c.replication_degraded, CONFIG_DEGRADED_ACCEPT);
+	assert_int_equal(c.replication_ack_timeout_ms, 60000);
+	assert_parse_err("replication_ack Mirror\n",
+			 "t.conf:1: replication_ack: \"Mirror\" is not local or mirror");
+	assert_parse_err("replication_degraded reject\n",
+			 "t.conf:1: replication_degraded: \"reject\" is not accept or tempfail");
+	assert_parse_err("replication_ack_timeout 1s\n",
+			 "t.conf:1: replication_ack_timeout: \"1s\" is out of range (2s..10m)");
+	assert_parse_err("replication_ack_timeout 11m\n",
+			 "t.conf:1: replication_ack_timeout: \"11m\" is out of range (2s..10m)");
+}
+
 static void test_check_anycast(void **state)
 {
 	/* addresses need nothing else: no BIRD socket is checked for, since a
@@ -1402,7 +1431,9 @@ static void test_doc_defaults(void **state)
 		"auth_fail_window", "idle_timeout", "pop3_max_bad_commands", "default_quota",
 		"map_size", "commit_batch_max", "link_listen", "link_ca", "link_cert", "link_key",
 		"peer", "link_ping_interval", "link_timeout", "link_breaker_failures",
-		"link_breaker_window", "link_breaker_cooloff", "link_max_hops", "mirrors", "anycast_address",
+		"link_breaker_window", "link_breaker_cooloff", "link_max_hops", "mirrors",
+		"replication_ack", "replication_ack_timeout", "replication_degraded",
+		"replication_startup_wait", "anycast_address",
 		"anycast_interface", "anycast_create_dummy", "bird_socket", "health_interval",
 		"health_rise", "health_fall", "health_hold_down", "health_min_free_disk",
 		"health_max_loop_delay", "health_max_replication_lag", "health_require_peer",
@@ -1463,7 +1494,7 @@ static void test_doc_defaults(void **state)
 		assert_true(seen[i]);
 	}
 	/* every directive with a default was checked */
-	assert_int_equal(checked, 35);
+	assert_int_equal(checked, 39);
 }
 
 static void test_proto_names(void **state)
@@ -1506,6 +1537,7 @@ int main(void)
 		cmocka_unit_test(test_mirrors),
 		cmocka_unit_test(test_check_anycast),
 		cmocka_unit_test(test_doc_defaults),
+		cmocka_unit_test(test_replication_ack),
 		cmocka_unit_test(test_proto_names),
 	};
 

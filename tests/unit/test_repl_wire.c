@@ -3,7 +3,7 @@
  * round trips of every record shape and of heartbeats, decoding a stream
  * byte by byte ("need more"), every malformed frame refused (each built
  * from a frame that decodes), encoder refusals, ack lines, payload
- * hashes.
+ * hashes; snapshot frames (body, item, end) and their lines.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -317,6 +317,13 @@ static void test_lines(void **state)
 			 REPL_LINE_ERROR);
 	assert_int_equal(tl, 12);
 	assert_memory_equal(t, "missing body", 12);
+	assert_int_equal(repl_wire_parse_line("progress 4096", 13, &seq, &t, &tl),
+			 REPL_LINE_PROGRESS);
+	assert_true(seq == 4096);
+	assert_int_equal(repl_wire_parse_line("loaded 12", 9, &seq, &t, &tl), REPL_LINE_LOADED);
+	assert_true(seq == 12);
+	assert_int_equal(repl_wire_parse_line("loaded 012", 10, &seq, &t, &tl), REPL_LINE_BAD);
+	assert_int_equal(repl_wire_parse_line("progress", 8, &seq, &t, &tl), REPL_LINE_BAD);
 	for (size_t i = 0; i < sizeof(badl) / sizeof(badl[0]); i++)
 		assert_int_equal(repl_wire_parse_line(badl[i], strlen(badl[i]), &seq, &t, &tl),
 				 REPL_LINE_BAD);
@@ -339,6 +346,96 @@ static void test_payload_hashes(void **state)
 	assert_false(repl_msg_expunge_hash(ex, 39, h));
 }
 
+/* Snapshot frames: layout, round trips, "need more", refusals. */
+static void test_snapshot_frames(void **state)
+{
+	static const uint8_t userdata[] = "\x05alice-record";
+	struct repl_snapitem b, it, back;
+	struct repl_snapend e = { 99, 12, 7, 31, 1700000001 }, e2;
+	struct repl_frame f;
+	uint8_t buf[512], endb[REPL_SNAPEND_SIZE];
+	const char *why;
+	size_t sz, used;
+
+	memset(&b, 0, sizeof(b));
+	b.type = REPL_SNAP_T_BODY;
+	b.flags = REPL_SF_META;
+	memset(b.hash, 0x5a, REPL_HASH_LEN);
+	b.body = body;
+	b.body_len = strlen(body);
+	b.meta = meta;
+	b.meta_len = strlen(meta);
+	sz = repl_wire_snap_encode(&b, buf, sizeof(buf));
+	assert_int_equal(sz, REPL_FRAME_HDR + 1 + REPL_HASH_LEN + 4 + b.body_len + 4 + b.meta_len);
+	assert_int_equal(buf[4], REPL_SNAP_BODY);
+	assert_int_equal(buf[5], REPL_SF_META);
+	assert_int_equal(repl_wire_frame_size(buf, sz, &lim), sz);
+	for (size_t k = 0; k < sz; k++)
+		assert_int_equal(repl_wire_decode(buf, k, &lim, &f, &used, &why), 0);
+	assert_int_equal(repl_wire_decode(buf, sz, &lim, &f, &used, &why), 1);
+	assert_int_equal(used, sz);
+	assert_int_equal(f.kind, REPL_SNAP_BODY);
+	back = f.snap;
+	assert_int_equal(back.type, REPL_SNAP_T_BODY);
+	assert_memory_equal(back.hash, b.hash, REPL_HASH_LEN);
+	assert_int_equal(back.body_len, b.body_len);
+	assert_memory_equal(back.body, body, b.body_len);
+	assert_int_equal(back.meta_len, b.meta_len);
+	assert_memory_equal(back.meta, meta, b.meta_len);
+	/* unknown flags; a body over the limit; a byte too many */
+	buf[5] = 3;
+	assert_int_equal(repl_wire_decode(buf, sz, &lim, &f, &used, &why), -1);
+	buf[5] = 0;	/* no meta: the meta bytes are left over */
+	assert_int_equal(repl_wire_decode(buf, sz, &lim, &f, &used, &why), -1);
+	assert_string_equal(why, "bytes after the snapshot body's last field");
+	b.flags = 9;
+	assert_int_equal(repl_wire_snap_size(&b), 0);
+
+	memset(&it, 0, sizeof(it));
+	it.type = 2;	/* a user */
+	it.a = 7;
+	it.data = userdata;
+	it.data_len = sizeof(userdata) - 1;
+	sz = repl_wire_snap_encode(&it, buf, sizeof(buf));
+	assert_int_equal(sz, REPL_FRAME_HDR + 1 + 12 + 4 + it.data_len);
+	assert_int_equal(repl_wire_decode(buf, sz, &lim, &f, &used, &why), 1);
+	assert_int_equal(f.kind, REPL_SNAP_ITEM);
+	assert_int_equal(f.snap.type, 2);
+	assert_int_equal(f.snap.a, 7);
+	assert_int_equal(f.snap.data_len, it.data_len);
+	assert_memory_equal(f.snap.data, userdata, it.data_len);
+	buf[5] = 8;	/* unknown type */
+	assert_int_equal(repl_wire_decode(buf, sz, &lim, &f, &used, &why), -1);
+	buf[5] = 1;	/* a body type in an item frame */
+	assert_int_equal(repl_wire_decode(buf, sz, &lim, &f, &used, &why), -1);
+	it.type = 1;
+	it.flags = 2;
+	assert_int_equal(repl_wire_snap_size(&it), 0);	/* no such body flag */
+	it.type = 7;
+	it.flags = 1;
+	assert_int_equal(repl_wire_snap_size(&it), 0);
+	it.flags = 0;
+	it.data_len = REPL_DATA_MAX + 1;
+	assert_int_equal(repl_wire_snap_size(&it), 0);
+
+	repl_wire_snapend_encode(&e, endb);
+	assert_int_equal(repl_wire_decode(endb, sizeof(endb), &lim, &f, &used, &why), 1);
+	assert_int_equal(used, REPL_SNAPEND_SIZE);
+	assert_int_equal(f.kind, REPL_SNAP_END);
+	e2 = f.end;
+	assert_int_equal(e2.seq, 99);
+	assert_int_equal(e2.items, 12);
+	assert_int_equal(e2.next_userid, 7);
+	assert_int_equal(e2.next_mboxid, 31);
+	assert_int_equal(e2.uidvalidity, 1700000001);
+	endb[3]++;	/* a longer end */
+	assert_int_equal(repl_wire_frame_size(endb, sizeof(endb), &lim), SIZE_MAX);
+	endb[3]--;
+	endb[4] = 6;	/* no kind 6 */
+	assert_int_equal(repl_wire_decode(endb, sizeof(endb), &lim, &f, &used, &why), -1);
+	assert_string_equal(why, "unknown frame kind");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_encoder_refuses),
 		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_payload_hashes),
+		cmocka_unit_test(test_snapshot_frames),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
