@@ -13,6 +13,15 @@
  * and retry), a full quota NO [OVERQUOTA], a keyword table that is full
  * NO [LIMIT].  If the target is the selected mailbox the new message is
  * announced by the view sync imap_cmd_done() runs (* n EXISTS).
+ *
+ * replication_ack mirror (repl_ack.h): the OK waits until a mirror has
+ * applied the commit too; the command stays asynchronous meanwhile (the
+ * session struct lives until the waiter's callback, which always comes:
+ * an ack, degraded state, or shutdown).  With replication_degraded
+ * tempfail and no mirror in reach the answer is NO [UNAVAILABLE] (the
+ * message is stored: a client that retries makes a duplicate).  Only
+ * appends to this POP's own store wait (a mirror store serving a failed
+ * home has no mirrors of its own).
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -22,11 +31,70 @@
 #include "imap_session.h"
 #include "log.h"
 #include "mime.h"
+#include "node.h"
+#include "repl_ack.h"
 #include "store.h"
+
+/* A durable append waiting for a mirror. */
+struct append_wait {
+	struct imap_session *s;
+	uint32_t uidvalidity, uid;
+};
+
+static void append_ok(struct imap_session *s, enum repl_ack_result r, uint32_t uidvalidity,
+		      uint32_t uid)
+{
+	if (repl_ack_ok(r))
+		imap_cmd_done(s, "OK", "[APPENDUID %" PRIu32 " %" PRIu32 "] Append completed",
+			      uidvalidity, uid);
+	else
+		imap_cmd_done(s, "NO", "[UNAVAILABLE] Stored, but no mirror acknowledged it; "
+			      "try again later");
+}
+
+static void append_acked(void *arg, enum repl_ack_result r)
+{
+	struct append_wait *aw = arg;
+	struct imap_session *s = aw->s;
+	uint32_t uidvalidity = aw->uidvalidity, uid = aw->uid;
+
+	free(aw);
+	if (!imap_async_end(s)) {
+		imap_session_leave(s);
+		return;
+	}
+	append_ok(s, r, uidvalidity, uid);
+	imap_session_leave(s);
+}
+
+/* Wait for a mirror (the command stays asynchronous): true, or false
+ * with the answer to give now in *r. */
+static bool append_wait(struct imap_session *s, uint32_t uidvalidity, uint32_t uid,
+			enum repl_ack_result *r)
+{
+	struct append_wait *aw;
+
+	*r = REPL_ACK_LOCAL;
+	if (s->store != s->n->store)
+		return false;
+	aw = malloc(sizeof(*aw));
+	if (aw == NULL) {
+		*r = REPL_ACK_TEMPFAIL;
+		return false;
+	}
+	*aw = (struct append_wait){ s, uidvalidity, uid };
+	if (repl_ack_wait_commit(s->n, append_acked, aw, r) == NULL) {
+		free(aw);	/* answered at once */
+		return false;
+	}
+	imap_async_begin(s);	/* the callback never runs before this */
+	return true;
+}
 
 static void append_cb(int err, uint32_t uidvalidity, uint32_t uid, void *arg)
 {
 	struct imap_session *s = arg;
+	enum repl_ack_result r;
 
 	if (!imap_async_end(s)) {
 		imap_session_leave(s);
@@ -34,8 +102,8 @@ static void append_cb(int err, uint32_t uidvalidity, uint32_t uid, void *arg)
 	}
 	switch (err) {
 	case STORE_OK:
-		imap_cmd_done(s, "OK", "[APPENDUID %" PRIu32 " %" PRIu32 "] Append completed",
-			      uidvalidity, uid);
+		if (!append_wait(s, uidvalidity, uid, &r))
+			append_ok(s, r, uidvalidity, uid);
 		break;
 	case STORE_NOTFOUND:
 		imap_cmd_done(s, "NO", "[TRYCREATE] Mailbox does not exist");
@@ -66,7 +134,7 @@ void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
 		imap_cmd_done(s, "NO", "Cannot append an empty message");
 		return;
 	}
-	err = store_mailbox_get(s->n->store, s->userid, a->mailbox.s, &mb);
+	err = store_mailbox_get(s->store, s->userid, a->mailbox.s, &mb);
 	if (err == STORE_NOTFOUND) {
 		imap_cmd_done(s, "NO", "[TRYCREATE] Mailbox does not exist");
 		return;
@@ -101,7 +169,7 @@ void imap_cmd_append(struct imap_session *s, struct imap_command *cmd)
 		blob_len = 0;
 	}
 	imap_async_begin(s);
-	store_msg_append(s->n->store, s->userid, mb.id, a->msg, a->msg_len, blob, blob_len,
+	store_msg_append(s->store, s->userid, mb.id, a->msg, a->msg_len, blob, blob_len,
 			 a->flags.system & STORE_F_MASK & ~(uint32_t)STORE_F_RECENT, kw,
 			 a->flags.n_keywords, a->has_date ? a->date : 0, append_cb, s);
 	free(blob);	/* the store copied it */

@@ -21,6 +21,12 @@
  * do we send one reply per accepted recipient, in RCPT order.  The body
  * stays in the DATA reader until then: the forwards read it in place.
  *
+ * replication_ack mirror (repl_ack.h): the local part answers only once
+ * a mirror applied the commit too (a waiter from the store's callback),
+ * or per replication_degraded when no mirror is in reach: tempfail makes
+ * the stored recipients 451 4.4.1.  A client that goes away cancels the
+ * waiter (the message is durable here and reaches the mirrors anyway).
+ *
  * Phases:  COMMANDS --DATA--> DATA --final dot--> DELIVERING --all answered--> COMMANDS
  *
  * Input handling (PIPELINING): every complete line in the input buffer is
@@ -66,6 +72,8 @@
 #include "metrics.h"
 #include "mime.h"
 #include "node.h"
+#include "repl_ack.h"
+#include "replicator.h"
 #include "store.h"
 #include "transport.h"
 
@@ -105,6 +113,7 @@ struct slot_result {
 	int result;			/* local: STORE_* */
 	uint32_t uid;
 	size_t size;			/* prefix + body */
+	bool unreplicated;		/* local, stored, but no mirror ack (tempfail) */
 	struct forward_result fwd;	/* remote: the reply to give */
 };
 
@@ -153,6 +162,7 @@ struct lmtp_session {
 	size_t n_local;
 	struct fwd_part *parts;		/* forwards of this delivery */
 	size_t n_parts;
+	struct repl_ack_waiter *ack;	/* local commit durable, waiting for a mirror */
 	struct lmtp_data *data;
 
 	char *line;			/* max_line + 2 */
@@ -225,6 +235,7 @@ static void lmtp_destroy(struct lmtp_session *s, const char *reason)
 	log_debug("lmtp.close", "session=%llu reason=%s", s->id, reason);
 	node_session_unregister(s->n, &s->reg);
 	transport_free(&s->t);
+	repl_ack_cancel(&s->ack);
 	parts_free(s);
 	lmtp_data_free(&s->data);
 	free(s->results);
@@ -314,6 +325,7 @@ static enum act cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *c)
 	struct store_user u;
 	struct rcpt *r;
 	char user[STORE_NAME_MAX];
+	const char *why = NULL;
 	bool remote;
 	int err;
 
@@ -332,6 +344,13 @@ static enum act cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *c)
 		return ACT_CONTINUE;
 	}
 	err = store_user_get(s->n->store, user, &u);
+	/* This POP checks (or rebuilds) its store against its mirrors: its
+	 * own users, and names it may not know yet, wait (replicator.h). */
+	if (!replicator_serving_ready(s->n, &why) &&
+	    (err != STORE_OK || u.home[0] == '\0' || strcmp(u.home, s->cfg->node_id) == 0)) {
+		reply(s, "451 4.3.0 <%s> %s, try later", a->addr, why);
+		return ACT_CONTINUE;
+	}
 	if (err == STORE_NOTFOUND) {
 		reply(s, "550 5.1.1 <%s> no such user", a->addr);
 		return ACT_CONTINUE;
@@ -358,7 +377,7 @@ static enum act cmd_rcpt(struct lmtp_session *s, const struct lmtp_cmd *c)
 	 * accept it only while the home can be asked: otherwise it stays
 	 * queued at the MTA, which retries. */
 	remote = u.home[0] != '\0' && strcmp(u.home, s->cfg->node_id) != 0;
-	if (remote && !link_peer_usable(s->n->link, u.home)) {
+	if (remote && forward_route(s->n, u.home) == NULL) {
 		s->n->metrics.forward_failed++;
 		log_info("lmtp.forward_unreachable", "session=%llu user=%s home=%s", s->id, user,
 			 u.home);
@@ -523,6 +542,17 @@ static void deliver_reply_local(struct lmtp_session *s, const struct rcpt *r,
 	struct metrics *m = &s->n->metrics;
 	struct lmtp_store_reply rep;
 
+	if (res->unreplicated) {
+		/* replication_degraded tempfail: stored here, but the MTA
+		 * keeps it (a retry stores a duplicate, never a loss). */
+		reply(s, "451 4.4.1 <%s> stored, but no mirror acknowledged it "
+		      "(replication_degraded tempfail), try later", r->addr);
+		m->delivery_failures++;
+		log_warn("lmtp.deliver", "session=%llu user=%s uid=%u size=%zu result=unreplicated "
+			 "from=%s%s", s->id, r->user, res->uid, res->size, s->sender_log,
+			 s->dead ? " client=gone" : "");
+		return;
+	}
 	lmtp_store_reply(res->result, res->uid, &rep);
 	reply(s, "%u %s <%s> %s", rep.code, rep.enh, r->addr, rep.text);
 	if (res->result == STORE_OK) {
@@ -598,17 +628,41 @@ static void part_done(struct lmtp_session *s)
 	lmtp_process(s);
 }
 
+/* The local part is answered: a mirror applied the commit, or what
+ * replication_ack / replication_degraded say instead. */
+static void local_acked(void *arg, enum repl_ack_result r)
+{
+	struct lmtp_session *s = arg;
+
+	s->ack = NULL;
+	for (size_t k = 0; k < s->n_local && !repl_ack_ok(r); k++) {
+		struct slot_result *res = &s->results[s->local_slots[k]];
+
+		res->unreplicated = res->result == STORE_OK;
+	}
+	part_done(s);
+}
+
 static void deliver_cb(const struct store_rcpt *rcpts, size_t n, void *arg)
 {
 	struct lmtp_session *s = arg;
+	enum repl_ack_result r = REPL_ACK_LOCAL;
+	bool stored = false;
 
 	for (size_t k = 0; k < s->n_local; k++) {
 		struct slot_result *res = &s->results[s->local_slots[k]];
 
 		res->result = k < n ? rcpts[k].result : STORE_IO;
 		res->uid = k < n && rcpts[k].result == STORE_OK ? rcpts[k].uid : 0;
+		stored = stored || res->result == STORE_OK;
 	}
-	part_done(s);
+	/* Durable here; replication_ack mirror: 250 once a mirror has it. */
+	if (stored && !s->dead) {
+		s->ack = repl_ack_wait_commit(s->n, local_acked, s, &r);
+		if (s->ack != NULL)
+			return;
+	}
+	local_acked(s, r);
 }
 
 static void forward_done(void *arg, const struct forward_result *res, size_t n)
@@ -954,6 +1008,10 @@ static void lmtp_event_cb(void *arg, enum transport_event ev)
 		s->dead = true;
 		transport_free(&s->t);
 		cancel_forwards(s);
+		if (s->ack != NULL) {	/* committed: nobody to tell */
+			repl_ack_cancel(&s->ack);
+			s->pending--;
+		}
 		if (s->pending == 0)
 			deliver_finish(s); /* frees s */
 		return;

@@ -38,6 +38,10 @@ struct metrics {
 	uint64_t forward_rcpts;		/* recipients forwarded and committed */
 	uint64_t forward_failed;	/* recipients answered 451 4.4.1 */
 	uint64_t forward_received;	/* recipients other POPs forwarded here */
+	/* failover (docs/failover.md) */
+	uint64_t failover_routed;	/* sessions/deliveries sent to a mirror, not the home */
+	uint64_t failover_sessions;	/* sessions served here from a mirror store */
+	uint64_t failover_rcpts;	/* recipients stored here in a mirror store */
 	/* commit latency histogram, seconds */
 	uint64_t commit_buckets[METRICS_COMMIT_BUCKETS]; /* cumulative on render */
 	uint64_t commit_count;

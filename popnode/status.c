@@ -26,7 +26,8 @@
  * when there is nothing to say), so NOC tooling can rely on the
  * document's shape; "replication" (this POP's mirrors) and
  * "replication_origins" (the POPs mirrored here) come from
- * replicator/repl_status.c.
+ * replicator/repl_status.c, "replication_ack" (replication_ack = mirror:
+ * its state and waits) from replicator/repl_ack.c.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@
 #include "dirsync.h"
 #include "link.h"
 #include "node.h"
+#include "repl_ack.h"
 #include "replicator.h"
 #include "status.h"
 #include "store.h"
@@ -425,12 +427,15 @@ static void roaming_json(struct evbuffer *out, const struct metrics *m)
 			    "    \"home\": {\"served_total\": %" PRIu64 ", \"served_active\": %" PRIu64
 			    ", \"refused\": %" PRIu64 "},\n"
 			    "    \"forward\": {\"rcpts\": %" PRIu64 ", \"failed\": %" PRIu64
-			    ", \"received\": %" PRIu64 "}\n"
+			    ", \"received\": %" PRIu64 "},\n"
+			    "    \"failover\": {\"routed_to_mirror\": %" PRIu64
+			    ", \"sessions_served\": %" PRIu64 ", \"rcpts_stored\": %" PRIu64 "}\n"
 			    "  },\n",
 			    m->roaming_total, m->roaming_active, m->roaming_failed,
 			    m->roaming_bytes_up, m->roaming_bytes_down, m->tunnel_served_total,
 			    m->tunnel_served_active, m->tunnel_refused, m->forward_rcpts,
-			    m->forward_failed, m->forward_received);
+			    m->forward_failed, m->forward_received, m->failover_routed,
+			    m->failover_sessions, m->failover_rcpts);
 }
 
 /* ---- /status ------------------------------------------------------------ */
@@ -524,6 +529,8 @@ void status_render_json(struct node *n, struct evbuffer *out)
 	free(peers);
 	evbuffer_add_printf(out, ",\n");
 	replicator_render_status_json(n, out);
+	evbuffer_add_printf(out, ",\n  \"replication_ack\": ");
+	repl_ack_render_status_json(n, out);
 	evbuffer_add_printf(out, "\n}\n");
 }
 
@@ -721,6 +728,15 @@ static void roaming_metrics(struct evbuffer *out, const struct metrics *m)
 	family(out, "popnode_tunnel_sessions_served_active", "gauge",
 	       "Sessions other POPs carry here now.");
 	sample(out, "popnode_tunnel_sessions_served_active", m->tunnel_served_active);
+	family(out, "popnode_failover_routed_total", "counter",
+	       "Sessions and deliveries sent to a mirror because the user's home was down.");
+	sample(out, "popnode_failover_routed_total", m->failover_routed);
+	family(out, "popnode_failover_sessions_total", "counter",
+	       "Sessions served here from a mirror store (the user's home was down).");
+	sample(out, "popnode_failover_sessions_total", m->failover_sessions);
+	family(out, "popnode_failover_rcpts_total", "counter",
+	       "Recipients stored here in a mirror store (the user's home was down).");
+	sample(out, "popnode_failover_rcpts_total", m->failover_rcpts);
 	family(out, "popnode_tunnel_refused_total", "counter",
 	       "Tunnels from other POPs refused: user not homed here, hop limit, in use.");
 	sample(out, "popnode_tunnel_refused_total", m->tunnel_refused);
@@ -832,6 +848,7 @@ void status_render_metrics(struct node *n, struct evbuffer *out)
 	}
 
 	replicator_render_metrics(n, out);
+	repl_ack_render_metrics(n, out);
 
 	family(out, "popnode_uptime_seconds", "gauge", "Seconds since the node started.");
 	evbuffer_add_printf(out, "popnode_uptime_seconds %" PRId64 "\n", uptime(n));
