@@ -2,7 +2,7 @@
  * imap_cmd_auth.c - the commands of any state and of the not-authenticated
  * state: CAPABILITY, NOOP/CHECK, LOGOUT, STARTTLS (RFC 3501), LOGIN,
  * AUTHENTICATE PLAIN with SASL-IR (RFC 4959) or a continuation, ID
- * (RFC 2971), ENABLE (RFC 5161: CONDSTORE, QRESYNC) and NAMESPACE
+ * (RFC 2971), ENABLE (RFC 5161: CONDSTORE, QRESYNC, UTF8=ACCEPT) and NAMESPACE
  * (RFC 2342).
  *
  * Logins go through auth_start() exactly like POP3: the password check
@@ -21,8 +21,10 @@
 #include "auth.h"
 #include "config.h"
 #include "imap_session.h"
+#include "failover.h"
 #include "log.h"
 #include "node.h"
+#include "replicator.h"
 #include "sasl_plain.h"
 #include "tunnel.h"
 #include "transport.h"
@@ -112,6 +114,28 @@ static void tunnel_done(enum tunnel_result r, void *arg)
 		s->t = NULL;
 		imap_session_end(s, "roaming");
 		break;
+	case TUNNEL_LOCAL: {
+		/* The home is down and this POP is its first mirror. */
+		struct store *st = failover_store(s->n, s->tunnel_home, true);
+		struct store_user mu;
+		char caps[IMAP_CAPS_MAX];
+
+		if (st == NULL || store_user_get(st, s->tunnel_user, &mu) != STORE_OK) {
+			s->n->metrics.roaming_failed++;
+			imap_cmd_done(s, "NO", "[UNAVAILABLE] Your mailbox's home POP %s is unreachable, try again later",
+				      s->tunnel_home);
+			break;
+		}
+		log_info("imap.failover", "sid=%" PRIu64 " peer=%s user=%s home=%s", s->serial,
+			 s->t->peer, s->tunnel_user, s->tunnel_home);
+		s->store = st;
+		s->reg.store = st;
+		s->n->metrics.failover_sessions++;
+		imap_login_user(s, &mu, "failover");
+		imap_capabilities(s, caps, sizeof(caps));
+		imap_cmd_done(s, "OK", "[CAPABILITY %s] Logged in", caps);
+		break;
+	}
 	case TUNNEL_IN_USE:
 	case TUNNEL_UNAVAILABLE:
 	default:
@@ -127,6 +151,7 @@ static void logged_in(struct imap_session *s, const struct store_user *u)
 {
 	struct node *n = s->n;
 	char caps[IMAP_CAPS_MAX];
+	const char *why = NULL;
 
 	if (strcmp(u->home, n->cfg->node_id) != 0) {
 		snprintf(s->tunnel_user, sizeof(s->tunnel_user), "%s", u->name);
@@ -140,6 +165,10 @@ static void logged_in(struct imap_session *s, const struct store_user *u)
 			imap_cmd_done(s, "NO", "[UNAVAILABLE] Your mailbox's home POP %s is unreachable, try again later",
 				      u->home);
 		}
+		return;
+	}
+	if (!replicator_serving_ready(n, &why)) {
+		imap_cmd_done(s, "NO", "[UNAVAILABLE] %s, try again later", why);
 		return;
 	}
 	imap_login_user(s, u, "local");
@@ -169,7 +198,11 @@ static void auth_done(enum auth_result r, const struct store_user *u, void *arg)
 		logged_in(s, u);
 		break;
 	case AUTH_FAILED:
-		imap_cmd_done(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+		if (!replicator_serving_ready(s->n, NULL))	/* names may not be known yet */
+			imap_cmd_done(s, "NO", "[UNAVAILABLE] This POP is checking its mailboxes, "
+					       "try again later");
+		else
+			imap_cmd_done(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
 		break;
 	case AUTH_DISABLED:
 		imap_cmd_done(s, "NO", "[AUTHORIZATIONFAILED] Account disabled");
@@ -349,15 +382,26 @@ void imap_cmd_enable(struct imap_session *s, struct imap_command *cmd)
 		newly |= IMAP_ENABLE_CONDSTORE;
 	if ((a->known & IMAP_ENABLE_QRESYNC) && !(s->enabled & IMAP_ENABLE_QRESYNC))
 		newly |= IMAP_ENABLE_QRESYNC;
+	/* UTF8=ACCEPT (RFC 6855 3) is only valid in the authenticated
+	 * state: with a mailbox selected it is not enabled (and not listed
+	 * in ENABLED).  From the next command on, the parser takes names
+	 * as UTF-8 and the UTF8 APPEND form; output sends names as UTF-8
+	 * and may quote UTF-8 strings. */
+	if ((a->known & IMAP_ENABLE_UTF8_ACCEPT) && !(s->enabled & IMAP_ENABLE_UTF8_ACCEPT) &&
+	    s->state == IMAP_ST_AUTH) {
+		newly |= IMAP_ENABLE_UTF8_ACCEPT;
+		s->limits.utf8_accept = true;
+		imap_reader_set_limits(s->reader, &s->limits);
+	}
 	s->enabled |= newly;
 	if (s->enabled & IMAP_ENABLE_QRESYNC)
 		s->enabled |= IMAP_ENABLE_CONDSTORE;
 	if (s->enabled & IMAP_ENABLE_CONDSTORE)
 		imap_condstore_enable(s);
-	/* Unknown names and UTF8=ACCEPT (not supported) are ignored, as
-	 * RFC 5161 3.1 asks. */
-	imap_untagged(s, "ENABLED%s%s", (newly & IMAP_ENABLE_CONDSTORE) ? " CONDSTORE" : "",
-		      (newly & IMAP_ENABLE_QRESYNC) ? " QRESYNC" : "");
+	/* Unknown names are ignored, as RFC 5161 3.1 asks. */
+	imap_untagged(s, "ENABLED%s%s%s", (newly & IMAP_ENABLE_CONDSTORE) ? " CONDSTORE" : "",
+		      (newly & IMAP_ENABLE_QRESYNC) ? " QRESYNC" : "",
+		      (newly & IMAP_ENABLE_UTF8_ACCEPT) ? " UTF8=ACCEPT" : "");
 	imap_cmd_done(s, "OK", "ENABLE completed");
 }
 

@@ -98,7 +98,7 @@ static void copy_or_move(struct imap_session *s, struct imap_command *cmd, bool 
 		imap_cmd_done(s, "NO", "[READ-ONLY] Mailbox is read-only");
 		return;
 	}
-	err = store_mailbox_get(s->n->store, s->userid, a->mailbox.s, &mb);
+	err = store_mailbox_get(s->store, s->userid, a->mailbox.s, &mb);
 	if (err == STORE_NOTFOUND) {
 		imap_cmd_done(s, "NO", "[TRYCREATE] Mailbox does not exist");
 		return;
@@ -131,7 +131,7 @@ static void copy_or_move(struct imap_session *s, struct imap_command *cmd, bool 
 		return;
 	}
 	imap_async_begin(s);
-	store_msg_copy(s->n->store, s->userid, s->view.mboxid, uids, n, mb.id, move, copy_cb, s);
+	store_msg_copy(s->store, s->userid, s->view.mboxid, uids, n, mb.id, move, copy_cb, s);
 }
 
 void imap_cmd_copy(struct imap_session *s, struct imap_command *cmd)

@@ -73,7 +73,7 @@ static int collect_deleted(struct imap_session *s, const struct imap_seqset *set
 	c->max_uid = s->view.n > 0 ? s->view.msgs[s->view.n - 1].uid : 0;
 	if (c->max_uid == 0)
 		return STORE_OK;
-	err = store_msg_foreach(s->n->store, s->userid, s->view.mboxid, collect_cb, c);
+	err = store_msg_foreach(s->store, s->userid, s->view.mboxid, collect_cb, c);
 	if (c->oom)
 		return STORE_IO;
 	return err == 1 ? STORE_OK : err;
@@ -115,7 +115,7 @@ void imap_cmd_expunge(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	imap_async_begin(s);
-	store_msg_expunge(s->n->store, s->userid, s->view.mboxid, c.uids, c.n, expunge_cb, s);
+	store_msg_expunge(s->store, s->userid, s->view.mboxid, c.uids, c.n, expunge_cb, s);
 	free(c.uids);	/* the store copied them */
 }
 
@@ -161,6 +161,6 @@ void imap_cmd_close(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	imap_async_begin(s);
-	store_msg_expunge(s->n->store, s->userid, s->view.mboxid, c.uids, c.n, close_cb, s);
+	store_msg_expunge(s->store, s->userid, s->view.mboxid, c.uids, c.n, close_cb, s);
 	free(c.uids);
 }

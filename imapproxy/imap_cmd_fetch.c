@@ -260,12 +260,12 @@ static int prepare_msg(struct imap_session *s, struct fetch_state *st, const str
 	imap_buf_reset(&st->meta);
 	if (!st->want_mime)
 		return 0;
-	err = store_msg_read_meta(s->n->store, s->userid, s->view.mboxid, m->uid, meta_cb, &j);
+	err = store_msg_read_meta(s->store, s->userid, s->view.mboxid, m->uid, meta_cb, &j);
 	if (err == STORE_OK && j.no_meta) {
 		log_debug("imap.fetch_parse", "sid=%" PRIu64 " mbox=%" PRIu32 " uid=%" PRIu32
 			  " reason=no_stored_structure", s->serial, s->view.mboxid, m->uid);
 		j.rc = 0;
-		err = store_msg_read(s->n->store, s->userid, s->view.mboxid, m->uid, parse_cb, &j);
+		err = store_msg_read(s->store, s->userid, s->view.mboxid, m->uid, parse_cb, &j);
 	}
 	if (err == STORE_NOTFOUND)
 		return 1;
@@ -355,7 +355,7 @@ static bool stream_literal(struct imap_session *s, struct fetch_state *st)
 			continue;
 		}
 		struct window_job w = { .s = s, .st = st };
-		int err = store_msg_read(s->n->store, s->userid, s->view.mboxid, st->uid, window_cb,
+		int err = store_msg_read(s->store, s->userid, s->view.mboxid, st->uid, window_cb,
 					 &w);
 		if (err != STORE_OK || !w.ok) {
 			log_warn("imap.fetch_gone", "sid=%" PRIu64 " user=%s mbox=%" PRIu32
@@ -409,7 +409,7 @@ static bool write_item_value(struct imap_session *s, struct fetch_state *st, siz
 		if (imap_fetch_section(it->b, &sec, &err) < 0)
 			rc = STORE_INVAL;
 		else
-			rc = store_msg_read(s->n->store, s->userid, s->view.mboxid, st->uid,
+			rc = store_msg_read(s->store, s->userid, s->view.mboxid, st->uid,
 					    filter_cb, &w);
 		if (rc != STORE_OK || !w.ok) {
 			/* gone since it was planned: an empty header */
@@ -461,7 +461,7 @@ static void write_view_items(struct imap_session *s, struct fetch_state *st,
 	if (st->simple & IMAP_FETCH_RFC822_SIZE)
 		imap_writef(s, "%sRFC822.SIZE %" PRIu64, sep(first), m->size);
 	if ((st->simple & IMAP_FETCH_MODSEQ) || (seen_changed && s->condstore))
-		imap_writef(s, "%sMODSEQ (%" PRIu64 ")", sep(first), m->modseq);
+		imap_writef(s, "%sMODSEQ (%" PRIu64 ")", sep(first), imap_modseq_out(m->modseq));
 }
 
 /* Start message seq: work out its plans and write the response up to
@@ -701,8 +701,8 @@ static int write_vanished_earlier(struct imap_session *s, const struct imap_args
 	if (s->view.n > 0 && s->view.msgs[s->view.n - 1].uid > j.max_uid)
 		j.max_uid = s->view.msgs[s->view.n - 1].uid;
 	imap_buf_init(&j.out);
-	err = store_vanished_foreach(s->n->store, s->userid, s->view.mboxid, a->changedsince,
-				     vanished_cb, &j);
+	err = store_vanished_foreach(s->store, s->userid, s->view.mboxid,
+				     imap_modseq_in(a->changedsince), vanished_cb, &j);
 	if (j.oom || (err == STORE_OK && imap_setbuilder_finish(&j.sb, &j.out) < 0))
 		err = STORE_IO;
 	if (err == STORE_OK && j.out.len > 0) {
@@ -805,7 +805,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 	if (st->simple & IMAP_FETCH_MODSEQ)
 		imap_condstore_enable(s);
 	st->changedsince = a->has_changedsince;
-	st->since = a->changedsince;
+	st->since = imap_modseq_in(a->changedsince);	/* a store value */
 	st->next_seq = 0;
 
 	if (a->vanished) {
@@ -826,7 +826,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
 		}
 		if (n > 0) {
 			imap_async_begin(s);
-			store_msg_store_flags(s->n->store, s->userid, s->view.mboxid, uids, n,
+			store_msg_store_flags(s->store, s->userid, s->view.mboxid, uids, n,
 					      STORE_FLAGS_ADD, STORE_F_SEEN, NULL, 0, 0, seen_cb, s);
 			free(uids);	/* the store copied them */
 			return;		/* seen_cb goes on */

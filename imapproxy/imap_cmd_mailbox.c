@@ -7,13 +7,16 @@
  * STATUS.
  *
  * Names arrive decoded to UTF-8 by the parser (modified UTF-7 on the
- * wire) and are stored as UTF-8; every name sent back is re-encoded
+ * wire, or UTF-8 after ENABLE UTF8=ACCEPT) and are stored as UTF-8;
+ * every name sent back is re-encoded for the client
  * (imap_write_mailbox).  The hierarchy separator is '/'.
  *
  * LIST builds the answer from one snapshot of the user's mailboxes (and
  * subscriptions when needed): the names, plus every missing superior of
  * a name (shown \Noselect, or \NonExistent under SUBSCRIBED), sorted, so
- * \HasChildren is a binary search for "name/".  Pattern matching
+ * \HasChildren is a look at the names that follow.  The answer is then
+ * written in resumable steps (struct list_state), never more than the
+ * output's high-water mark at a time.  Pattern matching
  * (imap_list_match) is a dynamic program over pattern x name, linear in
  * their product whatever the wildcards.
  */
@@ -100,12 +103,13 @@ static int qresync_report(struct imap_session *s, const struct imap_args_select 
 {
 	struct imap_view *v = &s->view;
 	struct qresync_ctx c = { .known = a->known_uids };
+	uint64_t since = imap_modseq_in(a->modseq);	/* a store value */
 
 	if (a->uidvalidity != v->uidvalidity)
 		return STORE_OK;	/* client's cache is void: full resync */
 	c.max_known = v->uidnext > 0 ? v->uidnext - 1 : 0;
-	int err = store_vanished_foreach(s->n->store, s->userid, v->mboxid, a->modseq,
-					 qr_vanished_cb, &c);
+	int err = store_vanished_foreach(s->store, s->userid, v->mboxid, since, qr_vanished_cb,
+					 &c);
 	if (c.oom)
 		err = STORE_IO;
 	if (err == STORE_OK && c.n > 0) {
@@ -118,14 +122,14 @@ static int qresync_report(struct imap_session *s, const struct imap_args_select 
 		return err;
 	for (size_t i = 0; i < v->n; i++) {
 		const struct imap_msg *x = &v->msgs[i];
-		if (x->modseq <= a->modseq)
+		if (x->modseq <= since)
 			continue;
 		if (a->known_uids != NULL &&
 		    !imap_seqset_contains(a->known_uids, c.max_known, x->uid))
 			continue;
 		imap_writef(s, "* %zu FETCH (UID %" PRIu32 " FLAGS ", i + 1, x->uid);
 		imap_write_flags(s, v, x->flags, x->keywords);
-		imap_writef(s, " MODSEQ (%" PRIu64 "))\r\n", x->modseq);
+		imap_writef(s, " MODSEQ (%" PRIu64 "))\r\n", imap_modseq_out(x->modseq));
 	}
 	return STORE_OK;
 }
@@ -145,7 +149,7 @@ void imap_cmd_select(struct imap_session *s, struct imap_command *cmd)
 		/* RFC 7162 3.2.11 */
 		imap_untagged(s, "OK [CLOSED] Previous mailbox closed");
 	}
-	int err = store_mailbox_get(s->n->store, s->userid, a->mailbox.s, &mb);
+	int err = store_mailbox_get(s->store, s->userid, a->mailbox.s, &mb);
 	if (err == STORE_OK)
 		err = imap_view_open(s, &mb, examine);
 	if (err != STORE_OK) {
@@ -170,7 +174,8 @@ void imap_cmd_select(struct imap_session *s, struct imap_command *cmd)
 		imap_untagged(s, "OK [UNSEEN %" PRIu32 "] First unseen", first_unseen);
 	imap_untagged(s, "OK [UIDVALIDITY %" PRIu32 "] UIDs valid", v->uidvalidity);
 	imap_untagged(s, "OK [UIDNEXT %" PRIu32 "] Predicted next UID", v->uidnext);
-	imap_untagged(s, "OK [HIGHESTMODSEQ %" PRIu64 "] Highest", v->highestmodseq);
+	imap_untagged(s, "OK [HIGHESTMODSEQ %" PRIu64 "] Highest",
+		      imap_modseq_out(v->highestmodseq));
 	if (a->qresync) {
 		err = qresync_report(s, a);
 		if (err != STORE_OK) {
@@ -242,7 +247,7 @@ void imap_cmd_create(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	imap_async_begin(s);
-	store_mailbox_create(s->n->store, s->userid, name, a->special_use, create_cb, s);
+	store_mailbox_create(s->store, s->userid, name, a->special_use, create_cb, s);
 }
 
 void imap_cmd_delete(struct imap_session *s, struct imap_command *cmd)
@@ -254,7 +259,7 @@ void imap_cmd_delete(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	imap_async_begin(s);
-	store_mailbox_delete(s->n->store, s->userid, name, done_cb, s);
+	store_mailbox_delete(s->store, s->userid, name, done_cb, s);
 }
 
 void imap_cmd_rename(struct imap_session *s, struct imap_command *cmd)
@@ -270,7 +275,7 @@ void imap_cmd_rename(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	imap_async_begin(s);
-	store_mailbox_rename(s->n->store, s->userid, a->from.s, a->to.s, done_cb, s);
+	store_mailbox_rename(s->store, s->userid, a->from.s, a->to.s, done_cb, s);
 }
 
 void imap_cmd_subscribe(struct imap_session *s, struct imap_command *cmd)
@@ -282,7 +287,7 @@ void imap_cmd_subscribe(struct imap_session *s, struct imap_command *cmd)
 		return;
 	}
 	imap_async_begin(s);
-	store_mailbox_subscribe(s->n->store, s->userid, name, cmd->id == IMAP_CMD_SUBSCRIBE,
+	store_mailbox_subscribe(s->store, s->userid, name, cmd->id == IMAP_CMD_SUBSCRIBE,
 				done_cb, s);
 }
 
@@ -538,16 +543,94 @@ static const char **list_full_patterns(const struct imap_args_list *a, const cha
 
 static void status_line(struct imap_session *s, const struct store_mailbox *mb, uint32_t items);
 
+/* A LIST/LSUB in progress: the sorted snapshot and how far the answer
+ * has got.  The answer is written in steps that stop when the output is
+ * full (imap_output_full) and go on when it has drained, so a user with
+ * very many mailboxes costs the snapshot (one list_item and the name per
+ * name), not the whole answer in the output buffer. */
+struct list_state {
+	struct list_ctx c;
+	const char **full;		/* reference + pattern, per pattern */
+	size_t next;			/* next item to consider */
+	bool lsub, sel_subscribed, sel_special, ret_subscribed;
+};
+
+static void list_state_free(void *arg)
+{
+	struct list_state *st = arg;
+
+	free(st->c.items);
+	st->c.items = NULL;
+}
+
+/* Write the LIST/LSUB line (and RETURN STATUS line) of item i if it is
+ * part of the answer. */
+static void list_item_write(struct imap_session *s, const struct imap_args_list *a,
+			    struct list_state *st, size_t i)
+{
+	const struct list_item *it = &st->c.items[i];
+	bool first = true;
+
+	if (!matches_any(st->full, a->n_patterns, it->name))
+		return;
+	if (st->sel_subscribed && !it->subscribed) {
+		/* LSUB shows an unsubscribed superior of a subscribed name
+		 * as \Noselect when '%' stops at it */
+		if (!(st->lsub && has_children(&st->c, i, true)))
+			return;
+	}
+	if (!st->sel_subscribed && !it->exists && !has_children(&st->c, i, false))
+		return;	/* a subscription of a missing name */
+	if (st->sel_special && !(it->exists && it->special_use))
+		return;
+	imap_writef(s, "* %s (", st->lsub ? "LSUB" : "LIST");
+	if (st->lsub) {
+		if (!it->subscribed || !it->exists)
+			attr(s, "\\Noselect", &first);
+	} else {
+		if (!it->exists)
+			attr(s, st->sel_subscribed ? "\\NonExistent" : "\\Noselect", &first);
+		if (has_children(&st->c, i, false))
+			attr(s, "\\HasChildren", &first);
+		else if (it->exists)
+			attr(s, "\\HasNoChildren", &first);
+		if (st->ret_subscribed && it->subscribed)
+			attr(s, "\\Subscribed", &first);
+		if (it->exists)
+			write_special_use(s, it->special_use, &first);
+	}
+	imap_writes(s, ") \"/\" ");
+	imap_write_mailbox(s, it->name);
+	imap_writes(s, "\r\n");
+	if (!st->lsub && (a->return_opts & IMAP_LIST_RET_STATUS) && it->exists) {
+		struct store_mailbox mb;
+		if (store_mailbox_get_by_id(s->store, s->userid, it->mboxid, &mb) == STORE_OK)
+			status_line(s, &mb, a->status_items);
+	}
+}
+
+/* Names looked at per step, so matching a huge list cannot hold the
+ * loop either. */
+#define LIST_BATCH 4096
+
+static void list_step(struct imap_session *s, struct imap_command *cmd)
+{
+	struct list_state *st = s->cmd_state;
+
+	for (unsigned done = 0; st->next < st->c.n; done++) {
+		if (done >= LIST_BATCH || imap_output_full(s) || s->out_failed || s->t == NULL)
+			return;	/* resumed by the core: next loop turn or drained */
+		list_item_write(s, &cmd->u.list, st, st->next++);
+	}
+	imap_cmd_done(s, "OK", "%s completed", st->lsub ? "LSUB" : "LIST");
+}
+
 void imap_cmd_list(struct imap_session *s, struct imap_command *cmd)
 {
 	const struct imap_args_list *a = &cmd->u.list;
 	bool lsub = cmd->id == IMAP_CMD_LSUB;
-	bool sel_subscribed = lsub || (a->select_opts & IMAP_LIST_SEL_SUBSCRIBED);
-	bool sel_special = (a->select_opts & IMAP_LIST_SEL_SPECIAL_USE) != 0;
-	bool ret_subscribed = sel_subscribed || (a->return_opts & IMAP_LIST_RET_SUBSCRIBED);
-	struct list_ctx c = { .a = cmd->arena };
+	struct list_state *st;
 	const char *ref = a->ref.s != NULL ? a->ref.s : "";
-	const char **full;
 	bool too_long;
 	int err = STORE_OK;
 
@@ -557,71 +640,41 @@ void imap_cmd_list(struct imap_session *s, struct imap_command *cmd)
 		imap_cmd_done(s, "OK", "LIST completed");
 		return;
 	}
-	full = list_full_patterns(a, ref, cmd->arena, &too_long);
-	if (full == NULL) {
+	st = imap_arena_zalloc(cmd->arena, sizeof(*st));
+	if (st == NULL) {
+		imap_cmd_done(s, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	st->c.a = cmd->arena;
+	st->lsub = lsub;
+	st->sel_subscribed = lsub || (a->select_opts & IMAP_LIST_SEL_SUBSCRIBED);
+	st->sel_special = (a->select_opts & IMAP_LIST_SEL_SPECIAL_USE) != 0;
+	st->ret_subscribed = st->sel_subscribed || (a->return_opts & IMAP_LIST_RET_SUBSCRIBED);
+	s->cmd_state = st;
+	s->cmd_state_free = list_state_free;
+	st->full = list_full_patterns(a, ref, cmd->arena, &too_long);
+	if (st->full == NULL) {
 		if (too_long)
 			imap_cmd_done(s, "BAD", "Mailbox pattern too long");
 		else
 			imap_cmd_done(s, "NO", "[SERVERBUG] Out of memory");
 		return;
 	}
-	err = store_mailbox_foreach(s->n->store, s->userid, mbox_cb, &c);
-	if (err == STORE_OK && !c.oom && ret_subscribed)
-		err = store_subscription_foreach(s->n->store, s->userid, sub_cb, &c);
-	if (c.oom)
+	err = store_mailbox_foreach(s->store, s->userid, mbox_cb, &st->c);
+	if (err == STORE_OK && !st->c.oom && st->ret_subscribed)
+		err = store_subscription_foreach(s->store, s->userid, sub_cb, &st->c);
+	if (st->c.oom)
 		err = STORE_IO;
 	if (err == STORE_OK)
-		list_normalize(&c);
-	if (c.oom)
+		list_normalize(&st->c);
+	if (st->c.oom)
 		err = STORE_IO;
 	if (err != STORE_OK) {
-		free(c.items);
 		imap_cmd_done_store_error(s, err, lsub ? "LSUB" : "LIST");
 		return;
 	}
-	for (size_t i = 0; i < c.n && s->t != NULL; i++) {
-		const struct list_item *it = &c.items[i];
-		if (!matches_any(full, a->n_patterns, it->name))
-			continue;
-		if (sel_subscribed && !it->subscribed) {
-			/* LSUB shows an unsubscribed superior of a subscribed
-			 * name as \Noselect when '%' stops at it */
-			if (!(lsub && has_children(&c, i, true)))
-				continue;
-		}
-		if (!sel_subscribed && !it->exists && !has_children(&c, i, false))
-			continue;	/* a subscription of a missing name */
-		if (sel_special && !(it->exists && it->special_use))
-			continue;
-		bool first = true;
-		imap_writef(s, "* %s (", lsub ? "LSUB" : "LIST");
-		if (lsub) {
-			if (!it->subscribed || !it->exists)
-				attr(s, "\\Noselect", &first);
-		} else {
-			if (!it->exists)
-				attr(s, sel_subscribed ? "\\NonExistent" : "\\Noselect", &first);
-			if (has_children(&c, i, false))
-				attr(s, "\\HasChildren", &first);
-			else if (it->exists)
-				attr(s, "\\HasNoChildren", &first);
-			if (ret_subscribed && it->subscribed)
-				attr(s, "\\Subscribed", &first);
-			if (it->exists)
-				write_special_use(s, it->special_use, &first);
-		}
-		imap_writes(s, ") \"/\" ");
-		imap_write_mailbox(s, it->name);
-		imap_writes(s, "\r\n");
-		if (!lsub && (a->return_opts & IMAP_LIST_RET_STATUS) && it->exists) {
-			struct store_mailbox mb;
-			if (store_mailbox_get_by_id(s->n->store, s->userid, it->mboxid, &mb) ==
-			    STORE_OK)
-				status_line(s, &mb, a->status_items);
-		}
-	}
-	free(c.items);
-	imap_cmd_done(s, "OK", "%s completed", lsub ? "LSUB" : "LIST");
+	s->resume = list_step;
+	list_step(s, cmd);
 }
 
 /* ---- STATUS -------------------------------------------------------------- */
@@ -629,14 +682,24 @@ void imap_cmd_list(struct imap_session *s, struct imap_command *cmd)
 struct recent_ctx {
 	uint32_t above;
 	uint32_t count;
+	const struct imap_view *own;	/* this session's view of the mailbox */
 };
 
+/* RECENT: messages above the claim mark (nobody holds their \Recent
+ * yet), plus, on the mailbox this session has selected, the messages
+ * below it whose \Recent this session holds: they are \Recent to this
+ * client (RFC 3501 2.3.2), as its FETCH FLAGS show. */
 static int recent_cb(const struct store_msg *m, void *arg)
 {
 	struct recent_ctx *c = arg;
 
-	if (m->uid > c->above)
+	if (m->uid > c->above) {
 		c->count++;
+	} else if (c->own != NULL) {
+		const struct imap_msg *x = imap_view_msg(c->own, imap_view_seq(c->own, m->uid));
+		if (x != NULL && (x->flags & IMAP_FLAG_RECENT))
+			c->count++;
+	}
 	return 0;
 }
 
@@ -653,9 +716,11 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb, 
 	}
 	if (items & IMAP_STATUS_RECENT) {
 		struct recent_ctx rc = {
-			.above = imap_registry_recent_uid(s->n, s->userid, mb->id),
+			.above = imap_registry_recent_uid(s->n, s->store, s->userid, mb->id),
 		};
-		if (store_msg_foreach(s->n->store, s->userid, mb->id, recent_cb, &rc) != STORE_OK)
+		if (s->state == IMAP_ST_SELECTED && s->view.mboxid == mb->id)
+			rc.own = &s->view;
+		if (store_msg_foreach(s->store, s->userid, mb->id, recent_cb, &rc) != STORE_OK)
 			rc.count = 0;
 		imap_writef(s, "%sRECENT %" PRIu32, sp, rc.count);
 		sp = " ";
@@ -673,7 +738,7 @@ static void status_line(struct imap_session *s, const struct store_mailbox *mb, 
 		sp = " ";
 	}
 	if (items & IMAP_STATUS_HIGHESTMODSEQ) {
-		imap_writef(s, "%sHIGHESTMODSEQ %" PRIu64, sp, mb->highestmodseq);
+		imap_writef(s, "%sHIGHESTMODSEQ %" PRIu64, sp, imap_modseq_out(mb->highestmodseq));
 		sp = " ";
 	}
 	if (items & IMAP_STATUS_SIZE) {
@@ -687,7 +752,7 @@ void imap_cmd_status(struct imap_session *s, struct imap_command *cmd)
 {
 	const struct imap_args_status *a = &cmd->u.status;
 	struct store_mailbox mb;
-	int err = store_mailbox_get(s->n->store, s->userid, a->mailbox.s, &mb);
+	int err = store_mailbox_get(s->store, s->userid, a->mailbox.s, &mb);
 
 	if (err != STORE_OK) {
 		imap_cmd_done_store_error(s, err, "STATUS");

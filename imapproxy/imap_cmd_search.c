@@ -54,7 +54,7 @@ struct search_state {
 	uint32_t next;			/* next sequence number */
 	uint32_t max_uid;
 	bool started;			/* "* SEARCH" written */
-	uint64_t max_modseq;		/* of the matches (MODSEQ key) */
+	uint64_t max_modseq;		/* of the matches (MODSEQ key), as shown */
 	/* ESEARCH */
 	bool esearch;
 	uint32_t min, max;
@@ -126,7 +126,7 @@ static int get_mime(void *ctx, const struct mime_msg **mm_r, uint64_t *off_r)
 	struct imap_session *s = j->s;
 	int err;
 
-	err = store_msg_read_meta(s->n->store, s->userid, s->view.mboxid, j->m->uid, blob_cb, j);
+	err = store_msg_read_meta(s->store, s->userid, s->view.mboxid, j->m->uid, blob_cb, j);
 	if (err == STORE_NOTFOUND)
 		return -1;	/* expunged meanwhile */
 	if (err != STORE_OK || j->mime_failed) {
@@ -201,7 +201,7 @@ static bool match_one(struct imap_session *s, struct search_state *st,
 	msg.flags = m->flags;
 	msg.keywords = m->keywords;
 	msg.size = m->size;
-	msg.modseq = m->modseq;
+	msg.modseq = imap_modseq_out(m->modseq);	/* the MODSEQ key is a wire value */
 	msg.internaldate = m->internaldate;
 	msg.tz_offset = imap_tz_offset(m->internaldate);
 	msg.get_text = note_text;
@@ -211,7 +211,7 @@ static bool match_one(struct imap_session *s, struct search_state *st,
 		return r;	/* decided without the text (or it is gone) */
 
 	struct text_job j = { .s = s, .st = st, .tree = tree, .msg = &msg, .m = m };
-	int err = store_msg_read(s->n->store, s->userid, s->view.mboxid, m->uid, text_cb, &j);
+	int err = store_msg_read(s->store, s->userid, s->view.mboxid, m->uid, text_cb, &j);
 	st->step_text += j.len * st->text_keys;
 	if (err == STORE_OK)
 		return j.result;
@@ -283,8 +283,8 @@ static void search_step(struct imap_session *s, struct imap_command *cmd)
 			continue;
 		const struct imap_msg *m = imap_view_msg(&s->view, seq);
 		uint32_t num = cmd->uid ? m->uid : seq;
-		if (m->modseq > st->max_modseq)
-			st->max_modseq = m->modseq;
+		if (imap_modseq_out(m->modseq) > st->max_modseq)	/* shown as a wire value */
+			st->max_modseq = imap_modseq_out(m->modseq);
 		if (st->esearch) {
 			if (st->count == 0)
 				st->min = num;

@@ -49,11 +49,12 @@ static void write_fetch(struct imap_session *s, bool uid, bool silent, uint32_t 
 		sp = true;
 	}
 	if (s->condstore)
-		imap_writef(s, "%sMODSEQ (%" PRIu64 ")", sp ? " " : "", m->modseq);
+		imap_writef(s, "%sMODSEQ (%" PRIu64 ")", sp ? " " : "",
+			    imap_modseq_out(m->modseq));
 	imap_writes(s, ")\r\n");
 }
 
-/* Every message of the set failed UNCHANGEDSINCE 0. */
+/* Every message of the set failed UNCHANGEDSINCE 0 (or 1). */
 static void all_modified(struct imap_session *s, struct imap_command *cmd,
 			 const struct imap_range *r, size_t n_r)
 {
@@ -178,7 +179,10 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 		imap_cmd_done(s, "NO", "[READ-ONLY] Mailbox is read-only");
 		return;
 	}
-	if (a->has_unchangedsince && a->unchangedsince == 0) {
+	/* Every message has a wire modseq >= 2 (imap_modseq_out), so
+	 * UNCHANGEDSINCE 0 and 1 fail for all of them; above that the store
+	 * gets the store value (imap_modseq_in), never its "no condition" 0. */
+	if (a->has_unchangedsince && a->unchangedsince <= 1) {
 		all_modified(s, cmd, r, n_r);
 		return;
 	}
@@ -218,8 +222,9 @@ void imap_cmd_store(struct imap_session *s, struct imap_command *cmd)
 	op = a->mode == IMAP_STORE_ADD ? STORE_FLAGS_ADD
 	     : a->mode == IMAP_STORE_REMOVE ? STORE_FLAGS_REMOVE : STORE_FLAGS_SET;
 	imap_async_begin(s);
-	store_msg_store_flags(s->n->store, s->userid, s->view.mboxid, uids, n, op,
+	store_msg_store_flags(s->store, s->userid, s->view.mboxid, uids, n, op,
 			      a->flags.system & STORE_F_MASK & ~(uint32_t)STORE_F_RECENT, kw,
-			      a->flags.n_keywords, a->has_unchangedsince ? a->unchangedsince : 0,
+			      a->flags.n_keywords,
+			      a->has_unchangedsince ? imap_modseq_in(a->unchangedsince) : 0,
 			      store_cb, s);
 }

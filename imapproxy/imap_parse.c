@@ -317,6 +317,10 @@ static int p_quoted(struct pctx *c, const char *what, struct imap_str *out)
 		s[o++] = c->buf[i];
 	}
 	s[o] = '\0';
+	/* RFC 6855 3: after ENABLE UTF8=ACCEPT a quoted string may carry
+	 * UTF-8, and only valid UTF-8 */
+	if (c->lim->utf8_accept && !imap_utf8_valid(s, o))
+		return p_fail(c, IMAP_ERR_SYNTAX, "Invalid UTF-8 in quoted string in %s", what);
 	out->s = s;
 	out->len = o;
 	return 0;
@@ -519,10 +523,29 @@ void imap_mailbox_normalize(char *name, size_t len)
 		memcpy(name, "INBOX", 5);
 }
 
+/* Net-Unicode (RFC 5198 2, as RFC 6855 3 asks of mailbox names): no C0
+ * or C1 control, no DEL, no U+2028 LINE / U+2029 PARAGRAPH SEPARATOR.
+ * name is valid UTF-8. */
+static bool name_chars_ok(const char *name, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)name;
+
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return false;
+		if (p[i] == 0xc2 && i + 1 < len && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f)
+			return false;	/* U+0080..U+009F */
+		if (p[i] == 0xe2 && i + 2 < len && p[i + 1] == 0x80 &&
+		    (p[i + 2] == 0xa8 || p[i + 2] == 0xa9))
+			return false;	/* U+2028, U+2029 */
+	}
+	return true;
+}
+
 /* Decode a mailbox name or list pattern held in *s (arena memory). */
 static int decode_mailbox(struct pctx *c, struct imap_str *s, bool normalize)
 {
-	if (c->lim->utf8_names) {
+	if (c->lim->utf8_accept) {
 		if (!imap_utf8_valid(s->s, s->len))
 			return p_fail(c, IMAP_ERR_BAD_MAILBOX, "Mailbox name is not valid UTF-8");
 	} else {
@@ -537,12 +560,9 @@ static int decode_mailbox(struct pctx *c, struct imap_str *s, bool normalize)
 		s->s = out;
 		s->len = olen;
 	}
-	for (size_t i = 0; i < s->len; i++) {
-		unsigned char ch = (unsigned char)s->s[i];
-		if (ch < 0x20 || ch == 0x7f)
-			return p_fail(c, IMAP_ERR_BAD_MAILBOX,
-				      "Mailbox name contains a control character");
-	}
+	if (!name_chars_ok(s->s, s->len))
+		return p_fail(c, IMAP_ERR_BAD_MAILBOX,
+			      "Mailbox name contains a control character or line separator");
 	if (normalize)
 		imap_mailbox_normalize((char *)s->s, s->len);
 	return 0;
@@ -1124,13 +1144,37 @@ static int cmd_append(struct pctx *c)
 			return -1;
 	}
 	int ch = p_peek(c);
-	if (ch != '{' && ch != '~') {
-		if (ch < 0)
-			return p_fail(c, IMAP_ERR_SYNTAX, "Missing message literal");
+	if (ch == 'U' || ch == 'u') {
+		/* RFC 6855 4: append-data =/ "UTF8" SP "(" literal8 ")" */
+		const char *p;
+		size_t n;
+		if (p_atom(c, "message literal", false, &p, &n) < 0)
+			return -1;
+		if (!p_word_eq(p, n, "UTF8"))
+			return p_fail(c, IMAP_ERR_SYNTAX, "APPEND message must be a literal");
+		if (!c->lim->utf8_accept)
+			return p_fail(c, IMAP_ERR_SYNTAX,
+				      "APPEND UTF8 needs ENABLE UTF8=ACCEPT first");
+		if (p_sp(c, "UTF8 message literal") < 0 ||
+		    p_char(c, '(', "APPEND UTF8 data") < 0)
+			return -1;
+		if (p_peek(c) != '~')
+			return p_fail(c, IMAP_ERR_SYNTAX,
+				      "APPEND UTF8 message must be a literal8 (~{n})");
+		if (p_literal_span(c, "APPEND message", true, true, &a->msg, &a->msg_len,
+				   &a->literal8) < 0 ||
+		    p_char(c, ')', "APPEND UTF8 data") < 0)
+			return -1;
+		a->utf8 = true;
+	} else if (ch == '{' || ch == '~') {
+		if (p_literal_span(c, "APPEND message", true, true, &a->msg, &a->msg_len,
+				   &a->literal8) < 0)
+			return -1;
+	} else if (ch < 0) {
+		return p_fail(c, IMAP_ERR_SYNTAX, "Missing message literal");
+	} else {
 		return p_fail(c, IMAP_ERR_SYNTAX, "APPEND message must be a literal");
 	}
-	if (p_literal_span(c, "APPEND message", true, true, &a->msg, &a->msg_len, &a->literal8) < 0)
-		return -1;
 	if (!p_at_end(c))
 		return p_fail(c, IMAP_ERR_SYNTAX, "Only one message per APPEND is supported");
 	return 0;

@@ -73,15 +73,17 @@
  * hold CR or LF either; a literal can), and the APPEND message is raw
  * bytes with a length.  Mailbox names are decoded from modified UTF-7 to UTF-8
  * (imap_utf7.h; invalid mUTF-7 is IMAP_ERR_BAD_MAILBOX) unless
- * limits.utf8_names is set (after ENABLE UTF8=ACCEPT), and "INBOX" in any
- * case, also as the first level "inbox/...", becomes "INBOX".
+ * limits.utf8_accept is set (after ENABLE UTF8=ACCEPT: they are UTF-8 as
+ * sent), and "INBOX" in any case, also as the first level "inbox/...",
+ * becomes "INBOX".
  *
  * Syntax is RFC 3501 with these tolerances: command names, keywords (FLAGS,
  * BODY.PEEK, HEADER.FIELDS, search keys, NIL, ...) are case-insensitive;
  * tags may hold any ASTRING-CHAR except '+' (RFC 3501 tag); 8-bit bytes
  * are tolerated in atoms and quoted strings (UTF-8 from clients that do
- * not quote it), except in tags and keywords.  Arguments must be
- * separated by exactly one SP; no trailing blanks.
+ * not quote it), except in tags and keywords; once UTF8=ACCEPT is enabled
+ * a quoted string must be valid UTF-8 (RFC 6855 3 uQUOTED-CHAR).
+ * Arguments must be separated by exactly one SP; no trailing blanks.
  */
 #ifndef IMAPPROXY_IMAP_PARSE_H
 #define IMAPPROXY_IMAP_PARSE_H
@@ -119,14 +121,16 @@ struct imap_limits {
 	uint64_t max_skip;
 	/* Nesting of parenthesized lists, search NOT/OR included. */
 	unsigned max_depth;
-	/* Mailbox names are UTF-8 (RFC 6855 UTF8=ACCEPT enabled): no mUTF-7
-	 * decoding, 8-bit names must be valid UTF-8. */
-	bool utf8_names;
+	/* ENABLE UTF8=ACCEPT is in effect (RFC 6855): mailbox names and
+	 * patterns are UTF-8 (no mUTF-7 decoding), quoted strings holding
+	 * 8-bit bytes must be valid UTF-8, SEARCH takes no CHARSET (BAD),
+	 * and APPEND takes the UTF8 (~{n}) form of the message. */
+	bool utf8_accept;
 };
 
 /* Defaults: max_line 64 KiB, max_literal 64 KiB, max_append_literal
  * 64 MiB, max_command 1 MiB, max_skip 128 MiB, max_depth 64,
- * utf8_names false. */
+ * utf8_accept false. */
 void imap_limits_default(struct imap_limits *lim);
 
 /* ---- errors ---------------------------------------------------------- */
@@ -142,7 +146,8 @@ enum imap_err {
 	IMAP_ERR_BAD_SEQSET,		/* BAD: invalid sequence set */
 	IMAP_ERR_BAD_CHARSET,		/* NO [BADCHARSET (US-ASCII UTF-8)] */
 	IMAP_ERR_BAD_MAILBOX,		/* NO: mailbox name not valid mUTF-7 /
-					 * UTF-8, or holds NUL/CR/LF */
+					 * UTF-8, or holds a control character
+					 * (C0, DEL, C1) or U+2028/U+2029 */
 	IMAP_ERR_USEATTR,		/* NO [USEATTR]: CREATE USE (\Foo) */
 	IMAP_ERR_NOMEM,			/* NO [SERVERBUG]: out of memory */
 };
@@ -336,7 +341,8 @@ struct imap_args_status {
 	uint32_t items;			/* IMAP_STATUS_*, at least one */
 };
 
-/* APPEND mailbox [(flags)] [date-time] literal.  The message bytes belong
+/* APPEND mailbox [(flags)] [date-time] literal, or with UTF8=ACCEPT
+ * enabled also ... UTF8 (literal8) (RFC 6855 4).  The message bytes belong
  * to the command (no copy of the literal is made). */
 struct imap_args_append {
 	struct imap_str mailbox;
@@ -347,6 +353,7 @@ struct imap_args_append {
 	const char *msg;		/* not NUL-terminated */
 	size_t msg_len;
 	bool literal8;			/* sent as ~{N}: may hold NUL */
+	bool utf8;			/* sent as UTF8 (~{N}) */
 };
 
 /* SEARCH RETURN options (RFC 4731 ESEARCH); return_given false means a
@@ -359,7 +366,8 @@ enum {
 };
 
 /* [UID] SEARCH [RETURN (...)] [CHARSET c] keys.  Only US-ASCII and UTF-8
- * are accepted (anything else: IMAP_ERR_BAD_CHARSET). */
+ * are accepted (anything else: IMAP_ERR_BAD_CHARSET); with utf8_accept a
+ * CHARSET is a syntax error (RFC 6855 3: strings are UTF-8 then). */
 struct imap_args_search {
 	bool return_given;
 	uint32_t return_opts;		/* IMAP_SEARCH_RET_*; RETURN () = ALL */
@@ -537,7 +545,7 @@ struct imap_reader *imap_reader_new(const struct imap_limits *lim);
 /* Sets *r to NULL; accepts NULL. */
 void imap_reader_destroy(struct imap_reader **r);
 
-/* Replace the limits (e.g. larger literals after login, utf8_names after
+/* Replace the limits (e.g. larger literals after login, utf8_accept after
  * ENABLE UTF8=ACCEPT).  Takes effect from the next command. */
 void imap_reader_set_limits(struct imap_reader *r, const struct imap_limits *lim);
 

@@ -66,7 +66,7 @@ void imap_limits_default(struct imap_limits *lim)
 	lim->max_command = 1024 * 1024;
 	lim->max_skip = 128ull * 1024 * 1024;
 	lim->max_depth = 64;
-	lim->utf8_names = false;
+	lim->utf8_accept = false;
 }
 
 struct imap_reader *imap_reader_new(const struct imap_limits *lim)

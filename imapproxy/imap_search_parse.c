@@ -421,6 +421,11 @@ int imap_parse_search_args(struct pctx *c)
 	}
 	if (next_word_is(c, "CHARSET")) {
 		struct imap_str cs;
+		/* RFC 6855 3 (and erratum 4029): strings are UTF-8 once
+		 * UTF8=ACCEPT is enabled; a charset label is a BAD */
+		if (c->lim->utf8_accept)
+			return p_fail(c, IMAP_ERR_SYNTAX,
+				      "SEARCH CHARSET is not allowed after ENABLE UTF8=ACCEPT");
 		c->pos += 7;
 		if (p_sp(c, "charset") < 0 || p_astring(c, "charset", &cs) < 0)
 			return -1;

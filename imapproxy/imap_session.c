@@ -245,13 +245,18 @@ void imap_untagged(struct imap_session *s, const char *fmt, ...)
 
 void imap_write_string(struct imap_session *s, const char *p, size_t len)
 {
-	bool quote = len <= QUOTED_MAX;
+	bool quote = len <= QUOTED_MAX, eight_bit = false;
 
 	for (size_t i = 0; quote && i < len; i++) {
 		unsigned char c = (unsigned char)p[i];
-		if (c == 0 || c == '\r' || c == '\n' || c >= 0x80)
+		if (c == 0 || c == '\r' || c == '\n')
 			quote = false;
+		eight_bit |= c >= 0x80;
 	}
+	/* UTF-8 goes in a quoted string only to a client that enabled
+	 * UTF8=ACCEPT (RFC 6855 3); anything else 8-bit is a literal */
+	if (quote && eight_bit)
+		quote = (s->enabled & IMAP_ENABLE_UTF8_ACCEPT) && imap_utf8_valid(p, len);
 	if (!quote) {
 		imap_writef(s, "{%zu}\r\n", len);
 		imap_write(s, p, len);
@@ -283,6 +288,10 @@ void imap_write_mailbox(struct imap_session *s, const char *utf8name)
 	char enc[IMAP_UTF7_ENCODED_MAX(STORE_MBOX_MAX) + 1];
 	size_t len = strlen(utf8name), elen;
 
+	if (s->enabled & IMAP_ENABLE_UTF8_ACCEPT) {
+		imap_write_string(s, utf8name, len);	/* RFC 6855 3: as UTF-8 */
+		return;
+	}
 	if (imap_utf7_encode(utf8name, len, enc, sizeof(enc), &elen) < 0) {
 		/* not valid UTF-8 (cannot come from our parser): send bytes */
 		imap_write_string(s, utf8name, len);
@@ -340,7 +349,8 @@ bool imap_plaintext_ok(const struct imap_session *s)
 void imap_capabilities(const struct imap_session *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE"
-		 " UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE CONDSTORE QRESYNC%s%s%s",
+		 " UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE CONDSTORE QRESYNC UTF8=ACCEPT"
+		 "%s%s%s",
 		 s->compressed ? "" : " COMPRESS=DEFLATE",
 		 s->state == IMAP_ST_NOTAUTH && s->t != NULL && s->t->tls_available &&
 				 !s->t->tls && !s->tls_started ? " STARTTLS" : "",
@@ -710,6 +720,7 @@ static struct imap_session *session_new(struct node *n, struct transport *t,
 		return NULL;
 	}
 	s->n = n;
+	s->store = n->store;
 	s->t = t;
 	s->lc = lc;
 	s->serial = next_serial++;
@@ -758,12 +769,18 @@ void imap_session_start(struct node *n, struct transport *t, const struct listen
 }
 
 void imap_session_resume(struct node *n, struct transport *t, const struct listen_conf *lc,
-			 const struct store_user *u, const char *tag, const char *front_pop)
+			 struct store *st, const struct store_user *u, const char *tag,
+			 const char *front_pop)
 {
 	struct imap_session *s = session_new(n, t, lc);
 
 	if (s == NULL)
 		return;
+	s->store = st;
+	if (st != n->store) {		/* failover: ended when the home is back */
+		s->reg.store = st;
+		s->reg.drain = on_drain;
+	}
 	snprintf(s->front_pop, sizeof(s->front_pop), "%s", front_pop != NULL ? front_pop : "");
 	node_session_describe(&s->reg, NULL, NULL, s->front_pop, NULL);
 	imap_session_enter(s);

@@ -142,6 +142,9 @@ enum imap_input_mode {
 
 struct imap_session {
 	struct node *n;
+	/* The store serving this user: n->store, or the mirror store of the
+	 * user's home while a mirror serves for it (docs/failover.md). */
+	struct store *store;
 	struct transport *t;		/* NULL once freed; the COMPRESS
 					 * wrapper once COMPRESS is active */
 	const struct listen_conf *lc;
@@ -314,11 +317,13 @@ void imap_writef(struct imap_session *s, const char *fmt, ...)
 void imap_untagged(struct imap_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* An IMAP string: quoted if it is short and holds only safe bytes
- * (no CR, LF, NUL, 8-bit), else a literal "{n}\r\n" + bytes. */
+ * (no CR, LF, NUL; 8-bit only as valid UTF-8 to a client that enabled
+ * UTF8=ACCEPT), else a literal "{n}\r\n" + bytes. */
 void imap_write_string(struct imap_session *s, const char *p, size_t len);
 /* As imap_write_string, NIL for p == NULL. */
 void imap_write_nstr(struct imap_session *s, const char *p, size_t len);
-/* A mailbox name (UTF-8 as stored) in modified UTF-7, as an astring. */
+/* A mailbox name (UTF-8 as stored) as an astring: in modified UTF-7, or
+ * as UTF-8 once the client has enabled UTF8=ACCEPT (RFC 6855 3). */
 void imap_write_mailbox(struct imap_session *s, const char *utf8name);
 /* "(\Seen \Answered $Junk)" for flags (IMAP_FLAG_*, \Recent included
  * when set) and keyword bits named by the view. */
@@ -340,6 +345,28 @@ void imap_cmd_done(struct imap_session *s, const char *status, const char *fmt, 
 
 /* CONDSTORE now in effect (RFC 7162 3.1: a CONDSTORE-enabling command). */
 void imap_condstore_enable(struct imap_session *s);
+
+/* Mod-sequences on the wire.  RFC 7162 3.1.2.1 wants HIGHESTMODSEQ >= 1,
+ * but the store starts a mailbox at highestmodseq 0 and gives its first
+ * message modseq 1.  Showing max(1, hms) would be wrong: a client told 1
+ * for the empty mailbox would miss the first message (modseq 1) with
+ * CHANGEDSINCE 1, and STATUS would still say 1 once it had arrived.  So
+ * every mod-sequence is shown one higher than the store's (HIGHESTMODSEQ,
+ * FETCH/SEARCH MODSEQ), and every one a client sends (CHANGEDSINCE,
+ * UNCHANGEDSINCE, QRESYNC, the SEARCH MODSEQ key) is taken back before it
+ * meets the store.  The store keeps its values and format. */
+static inline uint64_t imap_modseq_out(uint64_t store_modseq)
+{
+	return store_modseq + 1;
+}
+
+/* The store value of a client's mod-sequence v, for "changed after v"
+ * (store value > result) and "at least v" (>= result) tests: v - 1, and
+ * 0 for v 0 (every message and tombstone has a store modseq >= 1). */
+static inline uint64_t imap_modseq_in(uint64_t v)
+{
+	return v > 0 ? v - 1 : 0;
+}
 
 /* The capability list for CAPABILITY / the greeting / after login
  * (depends on the state, TLS and COMPRESS), NUL-terminated in buf. */
@@ -426,14 +453,16 @@ void imap_write_uidset(struct imap_session *s, const uint32_t *uids, size_t n);
 
 /* ---- the node-wide registry (imap_view.c) ------------------------------------ */
 
-/* A change in the store for (userid, mboxid) (mboxid 0: any mailbox of
+/* A change in store st for (userid, mboxid) (mboxid 0: any mailbox of
  * the user): every session with it selected is marked dirty; idling ones
  * sync and write at once, others sync at their next command boundary. */
-void imap_registry_notify(struct node *n, uint32_t userid, uint32_t mboxid);
+void imap_registry_notify(struct node *n, const struct store *st, uint32_t userid,
+			  uint32_t mboxid);
 
 /* Highest UID of the mailbox whose \Recent a session has claimed (0 if
  * none): messages above it count as RECENT for STATUS. */
-uint32_t imap_registry_recent_uid(struct node *n, uint32_t userid, uint32_t mboxid);
+uint32_t imap_registry_recent_uid(struct node *n, const struct store *st, uint32_t userid,
+				  uint32_t mboxid);
 
 /* ---- misc shared helpers (imap_cmd_mailbox.c) ---------------------------------- */
 

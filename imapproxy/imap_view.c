@@ -25,9 +25,13 @@
  * \Recent once more (documented in docs/imap.md).  Entries without
  * sessions are kept for that mark, up to IDLE_ENTRIES_MAX of them.
  *
- * Registry.  A hash table (userid, mboxid) -> entry with the sessions
- * that have the mailbox selected.  The store's change observer (one per
- * node, installed by imap_init) marks those views dirty; a session in
+ * Registry.  A hash table (store, userid, mboxid) -> entry with the
+ * sessions that have the mailbox selected.  The store is part of the key
+ * because a mirror serving for a failed home (docs/failover.md) serves
+ * that home's users from the mirror store, with the home's ids, which
+ * can equal ids of this POP's own users.  The stores' change observer
+ * (installed by imap_init on the node's store, by imap_observe_store on
+ * a mirror store) marks those views dirty; a session in
  * IDLE syncs and writes at once, the others at their next command's end
  * (imap_cmd_done).  Sessions are entered around the work, so one of them
  * going away cannot disturb the walk over the others.
@@ -47,6 +51,7 @@
 #define IDLE_ENTRIES_MAX 100000
 
 struct imap_view_entry {
+	const struct store *st;
 	uint32_t userid, mboxid;
 	struct imap_view_entry *next;		/* hash chain */
 	uint32_t recent_uid;			/* \Recent claimed up to here */
@@ -64,18 +69,25 @@ struct imap_registry {
 
 /* ---- registry ------------------------------------------------------------ */
 
-static size_t bucket_of(const struct imap_registry *r, uint32_t userid, uint32_t mboxid)
+static size_t hash_key(const struct store *st, uint32_t userid, uint32_t mboxid, size_t nb)
 {
-	uint64_t h = ((uint64_t)userid << 32 | mboxid) * 0x9e3779b97f4a7c15ull;
-	return (size_t)(h >> 32) & (r->n_buckets - 1);
+	uint64_t h = (((uint64_t)userid << 32 | mboxid) ^ (uint64_t)(uintptr_t)st) *
+		     0x9e3779b97f4a7c15ull;
+	return (size_t)(h >> 32) & (nb - 1);
 }
 
-static struct imap_view_entry *entry_find(struct imap_registry *r, uint32_t userid,
-					  uint32_t mboxid)
+static size_t bucket_of(const struct imap_registry *r, const struct store *st, uint32_t userid,
+			uint32_t mboxid)
 {
-	for (struct imap_view_entry *e = r->buckets[bucket_of(r, userid, mboxid)]; e != NULL;
+	return hash_key(st, userid, mboxid, r->n_buckets);
+}
+
+static struct imap_view_entry *entry_find(struct imap_registry *r, const struct store *st,
+					  uint32_t userid, uint32_t mboxid)
+{
+	for (struct imap_view_entry *e = r->buckets[bucket_of(r, st, userid, mboxid)]; e != NULL;
 	     e = e->next)
-		if (e->userid == userid && e->mboxid == mboxid)
+		if (e->st == st && e->userid == userid && e->mboxid == mboxid)
 			return e;
 	return NULL;
 }
@@ -91,8 +103,7 @@ static void registry_grow(struct imap_registry *r)
 		struct imap_view_entry *e = r->buckets[i], *next;
 		for (; e != NULL; e = next) {
 			next = e->next;
-			uint64_t h = ((uint64_t)e->userid << 32 | e->mboxid) * 0x9e3779b97f4a7c15ull;
-			size_t k = (size_t)(h >> 32) & (nb - 1);
+			size_t k = hash_key(e->st, e->userid, e->mboxid, nb);
 			e->next = b[k];
 			b[k] = e;
 		}
@@ -122,10 +133,10 @@ static void registry_prune(struct imap_registry *r)
 	r->n_idle = 0;
 }
 
-static struct imap_view_entry *entry_get(struct imap_registry *r, uint32_t userid,
-					 uint32_t mboxid)
+static struct imap_view_entry *entry_get(struct imap_registry *r, const struct store *st,
+					 uint32_t userid, uint32_t mboxid)
 {
-	struct imap_view_entry *e = entry_find(r, userid, mboxid);
+	struct imap_view_entry *e = entry_find(r, st, userid, mboxid);
 
 	if (e != NULL)
 		return e;
@@ -134,9 +145,10 @@ static struct imap_view_entry *entry_get(struct imap_registry *r, uint32_t useri
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
 		return NULL;
+	e->st = st;
 	e->userid = userid;
 	e->mboxid = mboxid;
-	size_t k = bucket_of(r, userid, mboxid);
+	size_t k = bucket_of(r, st, userid, mboxid);
 	e->next = r->buckets[k];
 	r->buckets[k] = e;
 	r->n_entries++;
@@ -179,11 +191,16 @@ static void entry_remove(struct imap_registry *r, struct imap_view_entry *e,
 	}
 }
 
-static void on_store_change(uint32_t userid, uint32_t mboxid, void *arg)
+/* arg is the node, valid for the whole run: a mirror store may close
+ * after imap_fini (n->imap NULL then). */
+static void on_store_change(struct store *st, uint32_t userid, uint32_t mboxid, void *arg)
 {
-	struct imap_registry *r = arg;
+	imap_registry_notify(arg, st, userid, mboxid);
+}
 
-	imap_registry_notify(r->n, userid, mboxid);
+void imap_observe_store(struct node *n, struct store *st)
+{
+	store_set_change_observer(st, on_store_change, n);
 }
 
 int imap_init(struct node *n)
@@ -200,7 +217,7 @@ int imap_init(struct node *n)
 		return -1;
 	}
 	n->imap = r;
-	store_set_change_observer(n->store, on_store_change, r);
+	imap_observe_store(n, n->store);
 	return 0;
 }
 
@@ -262,27 +279,30 @@ static void notify_entry(struct imap_view_entry *e)
 		free(list);
 }
 
-void imap_registry_notify(struct node *n, uint32_t userid, uint32_t mboxid)
+void imap_registry_notify(struct node *n, const struct store *st, uint32_t userid,
+			  uint32_t mboxid)
 {
 	struct imap_registry *r = n->imap;
 
 	if (r == NULL)
 		return;
 	if (mboxid != 0) {
-		struct imap_view_entry *e = entry_find(r, userid, mboxid);
+		struct imap_view_entry *e = entry_find(r, st, userid, mboxid);
 		if (e != NULL)
 			notify_entry(e);
 		return;
 	}
 	for (size_t i = 0; i < r->n_buckets; i++)
 		for (struct imap_view_entry *e = r->buckets[i]; e != NULL; e = e->next)
-			if (e->userid == userid)
+			if (e->st == st && e->userid == userid)
 				notify_entry(e);
 }
 
-uint32_t imap_registry_recent_uid(struct node *n, uint32_t userid, uint32_t mboxid)
+uint32_t imap_registry_recent_uid(struct node *n, const struct store *st, uint32_t userid,
+				  uint32_t mboxid)
 {
-	struct imap_view_entry *e = n->imap != NULL ? entry_find(n->imap, userid, mboxid) : NULL;
+	struct imap_view_entry *e = n->imap != NULL ? entry_find(n->imap, st, userid, mboxid)
+						    : NULL;
 
 	return e != NULL ? e->recent_uid : 0;
 }
@@ -416,7 +436,7 @@ static int kw_cb(unsigned idx, const char *name, void *arg)
 static int kw_load(struct imap_session *s, bool *added_r)
 {
 	struct kw_ctx c = { .v = &s->view };
-	int err = store_mailbox_keywords(s->n->store, s->userid, s->view.mboxid, kw_cb, &c);
+	int err = store_mailbox_keywords(s->store, s->userid, s->view.mboxid, kw_cb, &c);
 
 	*added_r = c.added;
 	if (c.oom)
@@ -547,7 +567,7 @@ int imap_view_open(struct imap_session *s, const struct store_mailbox *mb, bool 
 	v->special_use = mb->special_use;
 	if (r == NULL)
 		return STORE_IO;
-	struct imap_view_entry *e = entry_get(r, s->userid, mb->id);
+	struct imap_view_entry *e = entry_get(r, s->store, s->userid, mb->id);
 	if (e == NULL || entry_add(r, e, s) < 0) {
 		view_free(v);
 		return STORE_IO;
@@ -559,7 +579,7 @@ int imap_view_open(struct imap_session *s, const struct store_mailbox *mb, bool 
 		err = STORE_IO;
 	if (err == STORE_OK) {
 		struct load_ctx c = { .v = v };
-		err = store_msg_foreach(s->n->store, s->userid, mb->id, load_cb, &c);
+		err = store_msg_foreach(s->store, s->userid, mb->id, load_cb, &c);
 		if (c.oom)
 			err = STORE_IO;
 	}
@@ -776,7 +796,7 @@ int imap_view_sync(struct imap_session *s, bool allow_expunge)
 
 	if (v->dirty) {
 		struct store_mailbox mb;
-		struct store *st = s->n->store;
+		struct store *st = s->store;
 		err = store_mailbox_get_by_id(st, s->userid, v->mboxid, &mb);
 		if (err == STORE_NOTFOUND || (err == STORE_OK && mb.uidvalidity != v->uidvalidity)) {
 			/* deleted under us: every message is gone */
@@ -837,7 +857,7 @@ announce:
 		if (s->enabled & IMAP_ENABLE_QRESYNC)
 			imap_writef(s, " UID %" PRIu32, x->uid);
 		if (s->condstore)
-			imap_writef(s, " MODSEQ (%" PRIu64 ")", x->modseq);
+			imap_writef(s, " MODSEQ (%" PRIu64 ")", imap_modseq_out(x->modseq));
 		imap_writes(s, ")\r\n");
 	}
 	if (c.n_added > 0) {

@@ -50,10 +50,12 @@
 
 #include "auth.h"
 #include "config.h"
+#include "failover.h"
 #include "log.h"
 #include "metrics.h"
 #include "node.h"
 #include "pop3_parse.h"
+#include "replicator.h"
 #include "tunnel.h"
 #include "sasl_plain.h"
 #include "store.h"
@@ -77,6 +79,7 @@ struct pop3_msg {
 
 struct pop3_session {
 	struct node *n;
+	struct store *store;		/* n->store, or a mirror store (failover) */
 	struct transport *t;		/* NULL once freed */
 	const struct listen_conf *lc;
 	struct node_session reg;
@@ -115,6 +118,7 @@ struct pop3_session {
 	bool locked;
 	uint32_t userid;
 	char username[STORE_NAME_MAX];
+	char tunnel_user[STORE_NAME_MAX];	/* while tunnel_open runs */
 	uint32_t mboxid;
 	uint32_t uidvalidity;
 	struct pop3_msg *msgs;
@@ -144,7 +148,7 @@ static void s_enter(struct pop3_session *s)
 static void s_unlock(struct pop3_session *s)
 {
 	if (s->locked) {
-		node_user_unlock(s->n, s->userid);
+		node_user_unlock(s->n, s->username);
 		s->locked = false;
 	}
 }
@@ -448,6 +452,8 @@ static int snapshot_cb(const struct store_msg *m, void *arg)
 	return 0;
 }
 
+static void open_maildrop(struct pop3_session *s, const struct store_user *u);
+
 /* The home POP answered the tunnel request. */
 static void tunnel_done(enum tunnel_result r, void *arg)
 {
@@ -467,6 +473,25 @@ static void tunnel_done(enum tunnel_result r, void *arg)
 		s_end(s, "roaming");
 		s_leave(s);
 		return;
+	case TUNNEL_LOCAL: {
+		/* The home is down and this POP is its first mirror. */
+		struct store *st = failover_store(s->n, s->tunnel_home, true);
+		struct store_user mu;
+
+		if (st == NULL || store_user_get(st, s->tunnel_user, &mu) != STORE_OK) {
+			s->n->metrics.roaming_failed++;
+			reply(s, "-ERR [SYS/TEMP] your mailbox's home POP %s is unreachable, try later",
+			      s->tunnel_home);
+			break;
+		}
+		log_info("pop3.failover", "peer=%s user=%s home=%s", s->t->peer, mu.name,
+			 s->tunnel_home);
+		s->store = st;
+		s->reg.store = st;
+		s->n->metrics.failover_sessions++;
+		open_maildrop(s, &mu);
+		break;
+	}
 	case TUNNEL_IN_USE:
 		reply(s, "-ERR [IN-USE] mailbox already in use");
 		break;
@@ -486,10 +511,11 @@ static void tunnel_done(enum tunnel_result r, void *arg)
 static void login(struct pop3_session *s, const struct store_user *u)
 {
 	struct node *n = s->n;
-	struct store_mailbox mb;
+	const char *why = NULL;
 
-	if (strcmp(u->home, n->cfg->node_id) != 0) {
+	if (strcmp(u->home, n->cfg->node_id) != 0 && s->store == n->store) {
 		snprintf(s->tunnel_home, sizeof(s->tunnel_home), "%s", u->home);
+		snprintf(s->tunnel_user, sizeof(s->tunnel_user), "%s", u->name);
 		s->tunnel = tunnel_open(n, s->t, s->lc->proto, u->name, u->home, NULL, tunnel_done, s);
 		if (s->tunnel == NULL) {
 			log_info("pop3.home_unreachable", "peer=%s user=%s home=%s", s->t->peer,
@@ -500,20 +526,34 @@ static void login(struct pop3_session *s, const struct store_user *u)
 		}
 		return;
 	}
-	if (!node_user_lock(n, u->id)) {
+	if (s->store == n->store && !replicator_serving_ready(n, &why)) {
+		reply(s, "-ERR [SYS/TEMP] %s, try later", why);
+		return;
+	}
+	open_maildrop(s, u);
+}
+
+/* Lock, snapshot, enter TRANSACTION, from s->store. */
+static void open_maildrop(struct pop3_session *s, const struct store_user *u)
+{
+	struct node *n = s->n;
+	struct store_mailbox mb;
+
+	if (!node_user_lock(n, u->name)) {
 		log_info("pop3.in_use", "peer=%s user=%s", s->t->peer, u->name);
 		reply(s, "-ERR [IN-USE] mailbox already in use");
 		return;
 	}
 	s->locked = true;
 	s->userid = u->id;
+	snprintf(s->username, sizeof(s->username), "%s", u->name);
 
-	int err = store_mailbox_get(n->store, u->id, "INBOX", &mb);
+	int err = store_mailbox_get(s->store, u->id, "INBOX", &mb);
 	if (err == STORE_OK) {
 		s->n_msgs = 0;
 		s->live_bytes = 0;
 		s->snap_oom = false;
-		err = store_msg_foreach(n->store, u->id, mb.id, snapshot_cb, s);
+		err = store_msg_foreach(s->store, u->id, mb.id, snapshot_cb, s);
 		if (s->snap_oom)
 			err = STORE_IO;
 	}
@@ -566,7 +606,10 @@ static void auth_done(enum auth_result r, const struct store_user *u, void *arg)
 		login(s, u);
 		break;
 	case AUTH_FAILED:
-		reply(s, "-ERR [AUTH] invalid credentials");
+		if (!replicator_serving_ready(s->n, NULL))	/* names may not be known yet */
+			reply(s, "-ERR [SYS/TEMP] this POP is checking its mailboxes, try later");
+		else
+			reply(s, "-ERR [AUTH] invalid credentials");
 		break;
 	case AUTH_DISABLED:
 		reply(s, "-ERR [AUTH] account disabled");
@@ -770,7 +813,7 @@ static void cmd_quit(struct pop3_session *s, const struct pop3_command *c)
 		if (s->msgs[i].deleted)
 			s->expunge_uids[s->n_expunge++] = s->msgs[i].uid;
 	s->expunge_pending = true;
-	store_msg_expunge(s->n->store, s->userid, s->mboxid, s->expunge_uids, s->n_expunge,
+	store_msg_expunge(s->store, s->userid, s->mboxid, s->expunge_uids, s->n_expunge,
 			  expunge_done, s);
 }
 
@@ -915,7 +958,7 @@ static void send_message(struct pop3_session *s, uint32_t num, bool top, uint32_
 	if (m == NULL)
 		return;
 	struct read_ctx rc = { .s = s, .m = m, .top = top, .lines = lines };
-	int err = store_msg_read(s->n->store, s->userid, s->mboxid, m->uid, read_cb, &rc);
+	int err = store_msg_read(s->store, s->userid, s->mboxid, m->uid, read_cb, &rc);
 	if (s->out_failed)
 		return;
 	if (err == STORE_NOTFOUND) {
@@ -1120,6 +1163,7 @@ static struct pop3_session *session_new(struct node *n, struct transport *t,
 		return NULL;
 	}
 	s->n = n;
+	s->store = n->store;
 	s->t = t;
 	s->lc = lc;
 	s->state = ST_AUTHORIZATION;
@@ -1155,12 +1199,17 @@ void pop3_session_start(struct node *n, struct transport *t, const struct listen
 }
 
 void pop3_session_resume(struct node *n, struct transport *t, const struct listen_conf *lc,
-			 const struct store_user *u, const char *front_pop)
+			 struct store *st, const struct store_user *u, const char *front_pop)
 {
 	struct pop3_session *s = session_new(n, t, lc);
 
 	if (s == NULL)
 		return;
+	s->store = st;
+	if (st != n->store) {		/* failover: ended when the home is back */
+		s->reg.store = st;
+		s->reg.drain = on_drain;
+	}
 	node_session_describe(&s->reg, NULL, NULL, front_pop, NULL);
 	s_enter(s);
 	login(s, u);	/* answers the client's PASS or AUTH */

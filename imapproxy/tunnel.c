@@ -15,6 +15,12 @@
  *     stream window.  A slow client never makes either POP buffer more
  *     than about a window and a watermark.
  *
+ * Failover (docs/failover.md): the front tries the home, then the home's
+ * mirrors in their published order (failover_targets), each asked with
+ * x-popnode-failover-for: HOME; a target that cannot be asked, does not
+ * answer within the timeout or answers 5xx/421 is skipped.  This POP in
+ * that list means "serve here" (TUNNEL_LOCAL).
+ *
  * Home: the handler checks the request, answers 200 and resumes the
  * session over a transport on the stream, or refuses with a status (and
  * x-popnode-error saying why): 404 unknown user, 403 disabled, 409 POP3
@@ -28,13 +34,17 @@
 
 #include <event2/buffer.h>
 
+#include <event2/event.h>
+
 #include "directory.h"
+#include "failover.h"
 #include "imap.h"
 #include "iplimits.h"
 #include "link.h"
 #include "log.h"
 #include "node.h"
 #include "pop3.h"
+#include "replicator.h"
 #include "store.h"
 #include "transport.h"
 #include "transport_link.h"
@@ -51,6 +61,10 @@ struct tunnel_req {
 	enum listen_proto proto;
 	char user[STORE_NAME_MAX];
 	char home[STORE_POP_MAX];
+	char tag[72];			/* IMAP login tag, "" for POP3 */
+	char targets[FAILOVER_TARGETS][STORE_POP_MAX];	/* home, then mirrors */
+	size_t n_targets, cur;
+	struct event *later;		/* TUNNEL_LOCAL decided in tunnel_open */
 	bool spliced;
 	bool closing;			/* client close_after_flush started */
 	bool up_blocked, down_blocked;
@@ -214,13 +228,30 @@ static void answered(struct tunnel_req *tun, enum tunnel_result r)
 	cb(r, arg);
 }
 
+static void tun_free(struct tunnel_req *tun)
+{
+	link_stream_free(&tun->s);
+	if (tun->later != NULL)
+		event_free(tun->later);
+	free(tun);
+}
+
+static int next_target(struct tunnel_req *tun);
+
 static void fail(struct tunnel_req *tun, enum tunnel_result r, const char *why)
 {
-	log_warn("tunnel.failed", "user=%s home=%s peer=%s reason=\"%s\"", tun->user, tun->home,
-		 tun->t->peer, why);
+	log_warn("tunnel.failed", "user=%s home=%s target=%s peer=%s reason=\"%s\"", tun->user,
+		 tun->home, tun->targets[tun->cur], tun->t->peer, why);
 	link_stream_free(&tun->s);
+	if (r == TUNNEL_UNAVAILABLE) {
+		/* Failover: the next mirror, if any. */
+		tun->cur++;
+		if (next_target(tun) == 0)
+			return;
+		r = tun->cur < tun->n_targets ? TUNNEL_LOCAL : TUNNEL_UNAVAILABLE;
+	}
 	answered(tun, r);	/* the session keeps its transport */
-	free(tun);
+	tun_free(tun);
 }
 
 static const char *hdr_get(const struct link_hdr *h, size_t n, const char *name)
@@ -238,9 +269,14 @@ static void on_response(void *arg, int status, const struct link_hdr *h, size_t 
 	char why[160];
 
 	if (status != 200) {
-		snprintf(why, sizeof(why), "home answered %d%s%s", status, err ? ": " : "",
+		snprintf(why, sizeof(why), "answered %d%s%s", status, err ? ": " : "",
 			 err ? err : "");
-		fail(tun, status == 409 ? TUNNEL_IN_USE : TUNNEL_UNAVAILABLE, why);
+		if (status == 409)
+			fail(tun, TUNNEL_IN_USE, why);
+		else if (status == 421 || status >= 500)
+			fail(tun, TUNNEL_UNAVAILABLE, why);	/* the next target */
+		else
+			fail(tun, TUNNEL_REFUSED, why);
 		return;
 	}
 	link_stream_set_timeout(tun->s, 0);
@@ -251,12 +287,12 @@ static void on_response(void *arg, int status, const struct link_hdr *h, size_t 
 	node_session_register(tun->n, &tun->reg, tun->proto, shutdown_hook, tun);
 	tun->reg.drain = drain_hook;
 	tun->reg.client_here = true;
-	node_session_describe(&tun->reg, tun->t->peer, tun->user, NULL, tun->home);
+	node_session_describe(&tun->reg, tun->t->peer, tun->user, NULL, tun->targets[tun->cur]);
 	transport_set_cbs(tun->t, &client_cbs, tun);
 	transport_set_timeout(tun->t, 0);
 	transport_read_enable(tun->t, true);
-	log_info("tunnel.open", "user=%s home=%s peer=%s proto=%s", tun->user, tun->home,
-		 tun->t->peer, config_proto_name(tun->proto));
+	log_info("tunnel.open", "user=%s home=%s served_by=%s peer=%s proto=%s", tun->user,
+		 tun->home, tun->targets[tun->cur], tun->t->peer, config_proto_name(tun->proto));
 	pump_up(tun);	/* commands the client pipelined after its login */
 }
 
@@ -285,7 +321,7 @@ static void stream_event(void *arg, enum link_event ev)
 
 	if (!tun->spliced) {
 		if (ev == LINK_EV_TIMEOUT)
-			link_peer_failed(tun->n->link, tun->home);
+			link_peer_failed(tun->n->link, tun->targets[tun->cur]);
 		fail(tun, TUNNEL_UNAVAILABLE,
 		     ev == LINK_EV_TIMEOUT ? "no answer from home" : "link stream reset");
 		return;
@@ -303,14 +339,65 @@ static const struct link_stream_cbs stream_cbs = {
 	.event = stream_event,
 };
 
+/* Ask targets[cur], or the next one that can be asked.  0: a request is
+ * under way; 1: this POP is the target (serve here); -1: none left. */
+static int next_target(struct tunnel_req *tun)
+{
+	struct node *n = tun->n;
+	struct link_hdr h[10];
+	unsigned wait;
+
+	for (; tun->cur < tun->n_targets; tun->cur++) {
+		const char *to = tun->targets[tun->cur];
+		size_t k = 0;
+
+		if (strcmp(to, n->cfg->node_id) == 0) {
+			if (failover_store(n, tun->home, true) != NULL)
+				return 1;
+			continue;
+		}
+		h[k++] = (struct link_hdr){ "x-popnode-proto", is_pop3(tun->proto) ? "pop3" : "imap" };
+		h[k++] = (struct link_hdr){ "x-popnode-user", tun->user };
+		h[k++] = (struct link_hdr){ "x-popnode-client", tun->t->peer };
+		h[k++] = (struct link_hdr){ "x-popnode-tls", tun->t->tls ? "yes" : "no" };
+		h[k++] = (struct link_hdr){ "x-popnode-hops", "1" };
+		h[k++] = (struct link_hdr){ "x-popnode-via", n->cfg->node_id };
+		if (tun->tag[0] != '\0')
+			h[k++] = (struct link_hdr){ "x-popnode-tag", tun->tag };
+		if (tun->cur > 0)
+			h[k++] = (struct link_hdr){ FAILOVER_HDR, tun->home };
+		tun->s = link_request(n->link, to, "POST", TUNNEL_PATH, h, k, true, &stream_cbs, tun);
+		if (tun->s == NULL)
+			continue;
+		if (tun->cur > 0) {
+			n->metrics.failover_routed++;
+			log_info("tunnel.failover", "user=%s home=%s mirror=%s peer=%s", tun->user,
+				 tun->home, to, tun->t->peer);
+		}
+		wait = 2 * n->cfg->link_timeout;
+		link_stream_set_timeout(tun->s, wait < 5 ? 5 : wait);
+		return 0;
+	}
+	return -1;
+}
+
+static void later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tunnel_req *tun = arg;
+
+	(void)fd;
+	(void)what;
+	answered(tun, TUNNEL_LOCAL);
+	tun_free(tun);
+}
+
 struct tunnel_req *tunnel_open(struct node *n, struct transport *t, enum listen_proto proto,
 			       const char *user, const char *home, const char *imap_tag,
 			       tunnel_cb *cb, void *arg)
 {
 	struct tunnel_req *tun = calloc(1, sizeof(*tun));
-	struct link_hdr h[8];
-	size_t k = 0;
-	unsigned wait;
+	const char *targets[FAILOVER_TARGETS];
+	int rc;
 
 	if (tun == NULL)
 		return NULL;
@@ -321,22 +408,24 @@ struct tunnel_req *tunnel_open(struct node *n, struct transport *t, enum listen_
 	tun->proto = proto;
 	snprintf(tun->user, sizeof(tun->user), "%s", user);
 	snprintf(tun->home, sizeof(tun->home), "%s", home);
+	snprintf(tun->tag, sizeof(tun->tag), "%s", imap_tag != NULL ? imap_tag : "");
+	tun->n_targets = failover_targets(n, home, targets);
+	for (size_t i = 0; i < tun->n_targets; i++)
+		snprintf(tun->targets[i], sizeof(tun->targets[i]), "%s", targets[i]);
 	clock_gettime(CLOCK_MONOTONIC, &tun->started);
-	h[k++] = (struct link_hdr){ "x-popnode-proto", is_pop3(proto) ? "pop3" : "imap" };
-	h[k++] = (struct link_hdr){ "x-popnode-user", tun->user };
-	h[k++] = (struct link_hdr){ "x-popnode-client", t->peer };
-	h[k++] = (struct link_hdr){ "x-popnode-tls", t->tls ? "yes" : "no" };
-	h[k++] = (struct link_hdr){ "x-popnode-hops", "1" };
-	h[k++] = (struct link_hdr){ "x-popnode-via", n->cfg->node_id };
-	if (imap_tag != NULL)
-		h[k++] = (struct link_hdr){ "x-popnode-tag", imap_tag };
-	tun->s = link_request(n->link, home, "POST", TUNNEL_PATH, h, k, true, &stream_cbs, tun);
-	if (tun->s == NULL) {
-		free(tun);
+	rc = next_target(tun);
+	if (rc == 1) {
+		/* cb must not run inside tunnel_open: on the next loop turn */
+		struct timeval now = { 0, 0 };
+
+		tun->later = evtimer_new(n->base, later_cb, tun);
+		if (tun->later == NULL || evtimer_add(tun->later, &now) < 0)
+			rc = -1;
+	}
+	if (rc < 0) {
+		tun_free(tun);
 		return NULL;
 	}
-	wait = 2 * n->cfg->link_timeout;
-	link_stream_set_timeout(tun->s, wait < 5 ? 5 : wait);
 	return tun;
 }
 
@@ -347,8 +436,7 @@ void tunnel_cancel(struct tunnel_req **r)
 	if (tun == NULL)
 		return;
 	*r = NULL;
-	link_stream_free(&tun->s);
-	free(tun);
+	tun_free(tun);
 }
 
 /* ---- home ------------------------------------------------------------------ */
@@ -384,7 +472,9 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *r
 	const char *tag = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-tag");
 	const char *via = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-via");
 	struct store_user u;
+	struct store *st = n->store;
 	struct transport *t;
+	const char *why = NULL;
 	bool pop3;
 	int err;
 
@@ -407,7 +497,7 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *r
 		return;
 	}
 	err = store_user_get(n->store, user, &u);
-	if (err == STORE_NOTFOUND) {
+	if (err == STORE_NOTFOUND && replicator_serving_ready(n, NULL)) {
 		refuse(n, s, 404, "no such user", user, via);
 		return;
 	}
@@ -419,9 +509,24 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *r
 		refuse(n, s, 403, "account disabled", user, via);
 		return;
 	}
-	if (strcmp(u.home, n->cfg->node_id) != 0) {
-		/* Our directory says the home is elsewhere: pass the session
-		 * on, one hop further, if that POP is reachable from here. */
+	if (strcmp(u.home, n->cfg->node_id) != 0 &&
+	    (st = failover_store(n, u.home, false)) != NULL) {
+		/* The home is down and we hold its mirror: serve from it
+		 * (docs/failover.md), with the home's record of the user. */
+		struct store_user mu;
+
+		if (store_user_get(st, user, &mu) != STORE_OK) {
+			refuse(n, s, 503, "this mirror holds no copy of the user", user, via);
+			return;
+		}
+		mu.enabled = mu.enabled && u.enabled;
+		u = mu;
+		n->metrics.failover_sessions++;
+		log_info("tunnel.failover_serve", "user=%s home=%s via=%s", user, u.home, via ? via : "-");
+	} else if (strcmp(u.home, n->cfg->node_id) != 0) {
+		/* Our directory says the home is elsewhere (or, asked as a
+		 * mirror, the home is reachable from here after all): pass
+		 * the session on, one hop further. */
 		unsigned next = (unsigned)atoi(hops) + 1;
 
 		if (next > n->cfg->link_max_hops) {
@@ -433,7 +538,11 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *r
 			       user, via);
 		return;
 	}
-	if (pop3 && node_user_locked(n, u.id)) {
+	if (st == n->store && !replicator_serving_ready(n, &why)) {
+		refuse(n, s, 503, why, user, via);	/* the front answers UNAVAILABLE */
+		return;
+	}
+	if (pop3 && node_user_locked(n, u.name)) {
 		refuse(n, s, 409, "maildrop in use", user, via);
 		return;
 	}
@@ -467,9 +576,9 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *r
 	log_info("tunnel.serve", "user=%s via=%s client=%s proto=%s", user, via ? via : "-",
 		 client, proto);
 	if (pop3)
-		pop3_session_resume(n, t, &resumed_pop3, &u, via);
+		pop3_session_resume(n, t, &resumed_pop3, st, &u, via);
 	else
-		imap_session_resume(n, t, &resumed_imap, &u, tag, via);
+		imap_session_resume(n, t, &resumed_imap, st, &u, tag, via);
 }
 
 int tunnel_init(struct node *n)

@@ -25,14 +25,21 @@ enum tunnel_result {
 	TUNNEL_OK,		/* the tunnel holds the transport now */
 	TUNNEL_UNAVAILABLE,	/* home unreachable, timed out or refused */
 	TUNNEL_IN_USE,		/* POP3: the maildrop is locked at the home */
+	TUNNEL_REFUSED,		/* the home refused (no such user, disabled, ...) */
+	TUNNEL_LOCAL,		/* the home is down and this POP is the first
+				 * reachable mirror: serve here from
+				 * failover_store(n, home, true) */
 };
 
 typedef void tunnel_cb(enum tunnel_result r, void *arg);
 
 /* Ask home to resume user's session.  imap_tag: the tag of the LOGIN or
- * AUTHENTICATE command (the home answers it), NULL for POP3.  The
- * transport must not be read or written until cb.  NULL (nothing
- * started, cb never called) when home cannot be asked right now. */
+ * AUTHENTICATE command (the home answers it), NULL for POP3.  If the home
+ * cannot be reached or does not answer, the session goes to the first
+ * reachable mirror in the home's published order (failover.h) instead,
+ * which may be this POP (TUNNEL_LOCAL).  The transport must not be read
+ * or written until cb.  NULL (nothing started, cb never called) when no
+ * POP can be asked right now. */
 struct tunnel_req *tunnel_open(struct node *n, struct transport *t, enum listen_proto proto,
 			       const char *user, const char *home, const char *imap_tag,
 			       tunnel_cb *cb, void *arg);

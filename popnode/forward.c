@@ -22,7 +22,8 @@
  * enabled, homed here) and the message is stored for those that are,
  * exactly as local LMTP delivery stores it (lmtp_prefix.h, mime_parse);
  * the answer is sent from the store's callback, i.e. only once the
- * commit is durable.
+ * commit is durable, and with replication_ack mirror only once a mirror
+ * applied it too (repl_ack.h; the front turns that answer into its 250).
  *
  * Home lifetime: a delivery is registered as a node session from the
  * headers until its stream is freed, so a shutdown waits for it.
@@ -45,14 +46,18 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "directory.h"
+#include "failover.h"
 #include "forward.h"
 #include "link.h"
 #include "lmtp_prefix.h"
 #include "log.h"
 #include "mime.h"
 #include "node.h"
+#include "repl_ack.h"
+#include "replicator.h"
 #include "store.h"
 
 #define LINGER_SECONDS 5
@@ -78,9 +83,12 @@ static const char *hdr_get(const struct link_hdr *h, size_t n, const char *name)
 
 /* ==== front ============================================================== */
 
+struct fwd_in;
+
 struct forward_req {
 	struct node *n;
-	struct link_stream *s;		/* to the home POP */
+	struct link_stream *s;		/* to the home POP (or a mirror) */
+	struct fwd_in *local;		/* failover: stored here, in a mirror store */
 	forward_cb *cb;
 	void *arg;
 	char home[STORE_POP_MAX];
@@ -94,6 +102,8 @@ struct forward_req {
 	struct forward_result res[FORWARD_RCPTS_MAX];
 	struct timespec started;
 };
+
+static void local_cancel(struct fwd_in *fi);
 
 static void link_failure(struct forward_result *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -287,13 +297,33 @@ static const struct link_stream_cbs req_cbs = {
 	.event = req_event,
 };
 
+const char *forward_route(struct node *n, const char *home)
+{
+	const char *t[FAILOVER_TARGETS];
+	size_t nt = failover_targets(n, home, t);
+
+	for (size_t i = 0; i < nt; i++) {
+		if (strcmp(t[i], n->cfg->node_id) == 0) {
+			if (failover_store(n, home, false) != NULL)
+				return n->cfg->node_id;
+		} else if (link_peer_usable(n->link, t[i])) {
+			return t[i];
+		}
+	}
+	return NULL;
+}
+
+static int local_start(struct forward_req *fr, const char *mail_from,
+		       const struct forward_rcpt *rcpts, int64_t internaldate);
+
 struct forward_req *forward_start(struct node *n, const char *home, const char *mail_from,
 				  const struct forward_rcpt *rcpts, size_t n_rcpts,
 				  const char *body, size_t len, int64_t internaldate,
 				  forward_cb *cb, void *arg)
 {
-	struct link_hdr h[FORWARD_RCPTS_MAX + 4];
+	struct link_hdr h[FORWARD_RCPTS_MAX + 5];
 	char date[24], clen[24], *vals;
+	const char *target;
 	struct forward_req *fr;
 	size_t k = 0, bytes = 0;
 	const size_t vsz = STORE_NAME_MAX + LMTP_ADDR_MAX + 2;
@@ -324,6 +354,28 @@ struct forward_req *forward_start(struct node *n, const char *home, const char *
 	fr->timeout = FORWARD_TIMEOUT;
 	snprintf(fr->home, sizeof(fr->home), "%s", home);
 	clock_gettime(CLOCK_MONOTONIC, &fr->started);
+	for (size_t i = 0; i < n_rcpts; i++)
+		snprintf(fr->users[i], sizeof(fr->users[i]), "%s", rcpts[i].user);
+	target = forward_route(n, home);
+	if (target == NULL) {
+		free(fr);
+		free(vals);
+		return NULL;
+	}
+	if (strcmp(target, n->cfg->node_id) == 0) {
+		/* Failover, and this POP is the home's first mirror. */
+		free(vals);
+		if (local_start(fr, mail_from, rcpts, internaldate) < 0) {
+			free(fr);
+			return NULL;
+		}
+		return fr;
+	}
+	if (strcmp(target, home) != 0) {
+		h[k++] = (struct link_hdr){ FAILOVER_HDR, home };
+		n->metrics.failover_routed++;
+		log_info("forward.failover", "home=%s mirror=%s rcpts=%zu", home, target, n_rcpts);
+	}
 	snprintf(date, sizeof(date), "%" PRId64, internaldate);
 	snprintf(clen, sizeof(clen), "%zu", len);
 	h[k++] = (struct link_hdr){ FORWARD_HDR_MAIL_FROM, mail_from };
@@ -333,12 +385,12 @@ struct forward_req *forward_start(struct node *n, const char *home, const char *
 	for (size_t i = 0; i < n_rcpts; i++) {
 		char *v = vals + i * vsz;
 
-		snprintf(fr->users[i], sizeof(fr->users[i]), "%s", rcpts[i].user);
 		snprintf(v, vsz, "%s %s", rcpts[i].user, rcpts[i].addr);
 		h[k++] = (struct link_hdr){ FORWARD_HDR_RCPT, v };
 	}
 	/* nghttp2 copies the headers: vals can go once the request is out. */
-	fr->s = link_request(n->link, home, "POST", FORWARD_PATH, h, k, true, &req_cbs, fr);
+	snprintf(fr->home, sizeof(fr->home), "%s", target);	/* who answers */
+	fr->s = link_request(n->link, target, "POST", FORWARD_PATH, h, k, true, &req_cbs, fr);
 	free(vals);
 	if (fr->s == NULL) {
 		free(fr);
@@ -364,6 +416,8 @@ void forward_cancel(struct forward_req **r)
 	log_info("forward.cancelled", "home=%s rcpts=%zu size=%zu sent=%zu", fr->home, fr->n_rcpts,
 		 fr->len, fr->off);
 	link_stream_free(&fr->s);
+	if (fr->local != NULL)
+		local_cancel(fr->local);
 	free(fr);
 }
 
@@ -372,7 +426,8 @@ void forward_hurry(struct forward_req *r, unsigned seconds)
 	if (r == NULL || seconds >= r->timeout)
 		return;
 	r->timeout = seconds;
-	link_stream_set_timeout(r->s, seconds);
+	if (r->s != NULL)
+		link_stream_set_timeout(r->s, seconds);
 }
 
 /* ==== home =============================================================== */
@@ -402,10 +457,17 @@ struct fwd_in {
 	size_t *store_idx;		/* index in the store_deliver call, or NOT_STORED */
 	size_t *sizes;			/* prefix + body */
 	struct timespec started;
+	struct repl_ack_waiter *ack;	/* replication_ack mirror: the commit's records */
+	/* Where to store: n->store for users homed here, or the mirror
+	 * store of a failed home (docs/failover.md) */
+	struct store *st;
+	char serving_for[STORE_POP_MAX];	/* the home whose users are stored */
+	struct forward_req *front;	/* failover at the front: answer it, no stream */
 };
 
 static void in_free(struct fwd_in *fi)
 {
+	repl_ack_cancel(&fi->ack);
 	node_session_unregister(fi->n, &fi->reg);
 	link_stream_free(&fi->s);
 	free(fi->req);
@@ -431,15 +493,6 @@ static void refuse(struct node *n, struct link_stream *s, int status, const char
 	link_stream_free(&s);
 }
 
-static void in_refuse(struct fwd_in *fi, int status, const char *why)
-{
-	struct link_stream *s = fi->s;
-
-	fi->s = NULL;
-	refuse(fi->n, s, status, why, fi->peer, fi->req->via);
-	in_free(fi);
-}
-
 static void set_reply(struct fwd_in *fi, size_t i, unsigned code, const char *enh,
 		      const char *text, const char *result)
 {
@@ -450,6 +503,25 @@ static void set_reply(struct fwd_in *fi, size_t i, unsigned code, const char *en
 	snprintf(r->text, sizeof(r->text), "%s", text);
 	fi->results[i] = result;
 }
+
+static void answer(struct fwd_in *fi);
+
+static void in_refuse(struct fwd_in *fi, int status, const char *why)
+{
+	struct link_stream *s = fi->s;
+
+	if (fi->front != NULL || s == NULL) {	/* failover at the front: no stream */
+		for (size_t i = 0; i < fi->req->n_rcpts; i++)
+			set_reply(fi, i, 451, "4.3.0", why, "io");
+		answer(fi);
+		return;
+	}
+
+	fi->s = NULL;
+	refuse(fi->n, s, status, why, fi->peer, fi->req->via);
+	in_free(fi);
+}
+
 
 /* The commit is back (or nothing needed storing): send the lines. */
 static void answer(struct fwd_in *fi)
@@ -466,6 +538,8 @@ static void answer(struct fwd_in *fi)
 		if (ok) {
 			m->deliveries++;
 			m->delivery_bytes += fi->sizes[i];
+			if (fi->st != fi->n->store)
+				m->failover_rcpts++;
 		} else {
 			m->delivery_failures++;
 		}
@@ -473,6 +547,23 @@ static void answer(struct fwd_in *fi)
 			"via=%s user=%s uid=%u size=%zu result=%s from=%s%s", req->via,
 			req->rcpts[i].user, fi->uids[i], fi->sizes[i], fi->results[i],
 			from[0] != '\0' ? from : "<>", fi->s == NULL ? " front=gone" : "");
+	}
+	if (fi->front != NULL) {
+		struct forward_req *fr = fi->front;
+
+		for (size_t i = 0; i < req->n_rcpts; i++) {
+			struct forward_result *r = &fr->res[i];
+
+			r->code = fi->replies[i].code;
+			memcpy(r->enh, fi->replies[i].enh, sizeof(r->enh));
+			snprintf(r->text, sizeof(r->text), "%s (mirror of %s)", fi->replies[i].text,
+				 fi->serving_for);
+			r->link_failed = false;
+		}
+		fr->local = NULL;
+		in_free(fi);
+		done(fr);
+		return;
 	}
 	if (fi->s == NULL || link_stream_respond(fi->s, 200, NULL, 0, false) < 0) {
 		in_free(fi);
@@ -498,6 +589,38 @@ static void answer(struct fwd_in *fi)
 	fi->req = NULL;
 }
 
+/* replication_degraded tempfail: a stored recipient is not told 250. */
+static void acked(void *arg, enum repl_ack_result r)
+{
+	struct fwd_in *fi = arg;
+
+	fi->ack = NULL;
+	for (size_t i = 0; i < fi->req->n_rcpts && !repl_ack_ok(r); i++)
+		if (fi->replies[i].code == 250)
+			set_reply(fi, i, 451, "4.4.1", "stored, but no mirror acknowledged it "
+				  "(replication_degraded tempfail), try later", "unreplicated");
+	answer(fi);
+}
+
+/* The commit is durable.  replication_ack mirror: the answer (which the
+ * front turns into its 250) waits until a mirror applied it too; only
+ * for this POP's own store (a mirror store serving a failed home has no
+ * mirrors of its own). */
+static void committed(struct fwd_in *fi)
+{
+	enum repl_ack_result r = REPL_ACK_LOCAL;
+	bool any = false;
+
+	for (size_t i = 0; i < fi->req->n_rcpts; i++)
+		any = any || fi->replies[i].code == 250;
+	if (any && fi->st == fi->n->store) {
+		fi->ack = repl_ack_wait_commit(fi->n, acked, fi, &r);
+		if (fi->ack != NULL)
+			return;
+	}
+	acked(fi, r);
+}
+
 static void stored(const struct store_rcpt *rcpts, size_t n, void *arg)
 {
 	struct fwd_in *fi = arg;
@@ -519,7 +642,7 @@ static void stored(const struct store_rcpt *rcpts, size_t n, void *arg)
 		fi->store_done = true;	/* deliver() answers */
 		return;
 	}
-	answer(fi);
+	committed(fi);
 }
 
 /* The whole body is in: check each recipient, store for those homed here. */
@@ -533,7 +656,8 @@ static void deliver(struct fwd_in *fi)
 	uint8_t *meta = NULL;
 	size_t k = 0, meta_len = 0;
 
-	link_stream_set_timeout(fi->s, 0);
+	if (fi->s != NULL)
+		link_stream_set_timeout(fi->s, 0);
 	fi->state = IN_COMMITTING;
 	n->metrics.forward_received += req->n_rcpts;
 	prefixes = malloc(req->n_rcpts * LMTP_PREFIX_MAX);
@@ -546,10 +670,15 @@ static void deliver(struct fwd_in *fi)
 		struct lmtp_store_reply rep;
 		struct store_user u;
 		char *pfx = prefixes + k * LMTP_PREFIX_MAX;
-		int err = store_user_get(n->store, rc->user, &u), plen;
+		int err = store_user_get(fi->st, rc->user, &u), plen;
 
 		fi->store_idx[i] = NOT_STORED;
 		fi->sizes[i] = 0;
+		if (fi->st == n->store && !replicator_serving_ready(n, NULL)) {	/* replicator.h */
+			set_reply(fi, i, 451, "4.3.0", "the home POP is checking its mailboxes "
+				  "against its mirrors, try later", "not_ready");
+			continue;
+		}
 		if (err == STORE_NOTFOUND || (err == STORE_OK && !u.enabled)) {
 			err = err == STORE_OK ? STORE_DISABLED : err;
 			lmtp_store_reply(err, 0, &rep);
@@ -561,7 +690,7 @@ static void deliver(struct fwd_in *fi)
 			continue;
 		}
 		/* As lmtp.c: a user without a home is served where found. */
-		if (u.home[0] != '\0' && strcmp(u.home, n->cfg->node_id) != 0) {
+		if (u.home[0] != '\0' && strcmp(u.home, fi->serving_for) != 0) {
 			set_reply(fi, i, 451, "4.4.0", "not homed here", "not_homed");
 			continue;
 		}
@@ -601,7 +730,7 @@ static void deliver(struct fwd_in *fi)
 		.meta_len = meta_len,
 	};
 	fi->in_store_call = true;
-	store_deliver(n->store, &d, stored, fi);
+	store_deliver(fi->st, &d, stored, fi);
 	fi->in_store_call = false;
 	/* The store copied what it needs. */
 	free(prefixes);
@@ -609,7 +738,7 @@ static void deliver(struct fwd_in *fi)
 	free(fi->body);
 	fi->body = NULL;
 	if (fi->store_done)
-		answer(fi);
+		committed(fi);
 }
 
 /* Move what arrived into the body buffer.  -1: refused (fi freed). */
@@ -675,6 +804,10 @@ static void in_event(void *arg, enum link_event ev)
 			/* The commit goes on; its answer has nowhere to go. */
 			log_info("forward.front_gone", "peer=%s via=%s", fi->peer, fi->req->via);
 			link_stream_free(&fi->s);
+			if (fi->ack != NULL) {	/* committed: no need to wait */
+				repl_ack_cancel(&fi->ack);
+				answer(fi);	/* frees fi */
+			}
 			return;
 		}
 		if (fi->state == IN_RECEIVING)
@@ -695,6 +828,8 @@ static void in_shutdown(void *arg)
 	struct fwd_in *fi = arg;
 
 	/* Let the delivery finish, only sooner. */
+	if (fi->s == NULL)
+		return;
 	if (fi->state == IN_RECEIVING)
 		link_stream_set_timeout(fi->s, RECEIVE_SHUTDOWN);
 	else if (fi->state == IN_LINGER)
@@ -733,6 +868,26 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *l
 		refuse(n, s, status, err, lr->peer, via_log);
 		return;
 	}
+	fi->st = n->store;
+	snprintf(fi->serving_for, sizeof(fi->serving_for), "%s", n->cfg->node_id);
+	{
+		const char *fo = hdr_get(lr->hdrs, lr->n_hdrs, FAILOVER_HDR);
+
+		if (fo != NULL && strcmp(fo, n->cfg->node_id) != 0) {
+			/* Asked as a mirror of a failed home. */
+			if (!dir_valid_pop(fo) || link_peer_usable(n->link, fo) ||
+			    (fi->st = failover_store(n, fo, false)) == NULL) {
+				free(fi->req);
+				free(fi);
+				refuse(n, s, dir_valid_pop(fo) ? 421 : 400,
+				       "this POP holds no copy of that home, or can reach it",
+				       lr->peer, via_log);
+				return;
+			}
+			snprintf(fi->serving_for, sizeof(fi->serving_for), "%s", fo);
+			log_info("forward.failover_receive", "home=%s via=%s", fo, via_log);
+		}
+	}
 	nr = fi->req->n_rcpts;
 	fi->body = malloc(fi->req->size > 0 ? fi->req->size : 1);
 	fi->replies = calloc(nr, sizeof(*fi->replies));
@@ -756,6 +911,78 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *l
 	link_stream_set_timeout(s, FORWARD_TIMEOUT);
 	log_debug("forward.receive", "peer=%s via=%s rcpts=%zu size=%" PRIu64, fi->peer,
 		  fi->req->via, nr, fi->req->size);
+}
+
+/* ==== failover at the front ================================================
+ *
+ * The home is down and this POP is the first of its mirrors: the message
+ * is stored here in the mirror store, by the same code the home side
+ * runs (deliver), without a stream; answer() hands the replies to the
+ * front request. */
+
+static void local_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	deliver(arg);
+}
+
+static int local_start(struct forward_req *fr, const char *mail_from,
+		       const struct forward_rcpt *rcpts, int64_t internaldate)
+{
+	struct node *n = fr->n;
+	struct timeval zero = { 0, 0 };
+	struct fwd_in *fi = calloc(1, sizeof(*fi));
+	size_t nr = fr->n_rcpts;
+
+	if (fi == NULL)
+		return -1;
+	fi->n = n;
+	fi->front = fr;
+	fi->st = failover_store(n, fr->home, false);
+	snprintf(fi->serving_for, sizeof(fi->serving_for), "%s", fr->home);
+	snprintf(fi->peer, sizeof(fi->peer), "%s", n->cfg->node_id);
+	fi->req = calloc(1, sizeof(*fi->req));
+	fi->body = malloc(fr->len > 0 ? fr->len : 1);
+	fi->replies = calloc(nr, sizeof(*fi->replies));
+	fi->results = calloc(nr, sizeof(*fi->results));
+	fi->uids = calloc(nr, sizeof(*fi->uids));
+	fi->store_idx = calloc(nr, sizeof(*fi->store_idx));
+	fi->sizes = calloc(nr, sizeof(*fi->sizes));
+	node_session_register(n, &fi->reg, PROTO_LMTP, in_shutdown, fi);
+	if (fi->st == NULL || fi->req == NULL || fi->body == NULL || fi->replies == NULL ||
+	    fi->results == NULL || fi->uids == NULL || fi->store_idx == NULL || fi->sizes == NULL) {
+		in_free(fi);
+		return -1;
+	}
+	snprintf(fi->req->mail_from, sizeof(fi->req->mail_from), "%s", mail_from);
+	snprintf(fi->req->via, sizeof(fi->req->via), "%s", n->cfg->node_id);
+	fi->req->internaldate = internaldate;
+	fi->req->size = fr->len;
+	fi->req->n_rcpts = nr;
+	for (size_t i = 0; i < nr; i++) {
+		snprintf(fi->req->rcpts[i].user, sizeof(fi->req->rcpts[i].user), "%s", rcpts[i].user);
+		snprintf(fi->req->rcpts[i].addr, sizeof(fi->req->rcpts[i].addr), "%s", rcpts[i].addr);
+	}
+	memcpy(fi->body, fr->body, fr->len);
+	fi->got = fr->len;
+	fr->local = fi;
+	clock_gettime(CLOCK_MONOTONIC, &fi->started);
+	log_info("forward.failover_local", "home=%s rcpts=%zu size=%zu", fr->home, nr, fr->len);
+	/* deliver() may answer at once (no recipient to store): never
+	 * inside forward_start, so on the next loop turn. */
+	if (event_base_once(n->base, -1, EV_TIMEOUT, local_deliver, fi, &zero) < 0) {
+		fr->local = NULL;
+		in_free(fi);
+		return -1;
+	}
+	return 0;
+}
+
+/* The front request went away: the commit goes on, its answer goes nowhere. */
+static void local_cancel(struct fwd_in *fi)
+{
+	fi->front = NULL;
 }
 
 int forward_init(struct node *n)

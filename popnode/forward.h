@@ -80,6 +80,12 @@ void forward_hurry(struct forward_req *r, unsigned seconds);
  * "451 4.4.1 home POP <home> unreachable, try later". */
 void forward_unreachable(struct forward_result *r, const char *home);
 
+/* Where mail for a user homed at home goes now: home if it can be asked,
+ * else the first of its mirrors that can (failover.h; this POP's own id
+ * when it is that mirror and holds a copy).  NULL: nowhere now (answer
+ * 451 4.4.1).  forward_start() routes the same way. */
+const char *forward_route(struct node *n, const char *home);
+
 /* Register the home side (POST /v1/deliver) on n->link.  0, or -1. */
 int forward_init(struct node *n);
 

@@ -30,6 +30,7 @@
 #include "control.h"
 #include "directory.h"
 #include "dirsync.h"
+#include "failover.h"
 #include "replicator.h"
 #include "drain.h"
 #include "heartbeat.h"
@@ -452,7 +453,7 @@ int main(int argc, char **argv)
 	/* What peers may ask of this node over the link, then the link. */
 	int link_fd = d.link_fd;
 	d.link_fd = -1;	/* the link owns it */
-	if (tunnel_init(n) < 0 || forward_init(n) < 0 || dirsync_init(n) < 0 || replicator_init(n) < 0 || link_start(n->link, n->base, link_fd) < 0) {
+	if (tunnel_init(n) < 0 || forward_init(n) < 0 || dirsync_init(n) < 0 || replicator_init(n) < 0 || failover_init(n) < 0 || link_start(n->link, n->base, link_fd) < 0) {
 		log_err("startup", "error=\"cannot start the link\"");
 		goto out;
 	}
@@ -484,6 +485,7 @@ out:
 	stop_services(&d);
 	heartbeat_stop(n);
 	dirsync_fini(n);
+	failover_fini(n);
 	replicator_fini(n);
 	link_free(&n->link);	/* resets tunnels and forwards still open */
 	/* Link connections use deferred callbacks: one loop pass lets

@@ -43,15 +43,44 @@ void node_session_unregister(struct node *n, struct node_session *s)
 	n->n_sessions--;
 }
 
-/* Index of the first element >= id in the sorted array. */
-static size_t lock_pos(const struct node *n, uint32_t id)
+unsigned node_sessions_end_on_store(struct node *n, struct store *st)
+{
+	struct node_session *s, *next;
+	unsigned k = 0;
+
+	for (s = TAILQ_FIRST(&n->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->store != st || st == NULL)
+			continue;
+		s->store = NULL;	/* asked once */
+		k++;
+		if (s->drain != NULL)
+			s->drain(s->arg);
+		else
+			s->shutdown(s->arg);
+	}
+	return k;
+}
+
+bool node_sessions_on_mirror(const struct node *n)
+{
+	const struct node_session *s;
+
+	TAILQ_FOREACH(s, &n->sessions, entry)
+		if (s->store != NULL)
+			return true;
+	return false;
+}
+
+/* Index of the first name >= user in the sorted array. */
+static size_t lock_pos(const struct node *n, const char *user)
 {
 	size_t lo = 0, hi = n->n_locked;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (n->locked_users[mid] < id)
+		if (strcmp(n->locked_users[mid], user) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -59,22 +88,23 @@ static size_t lock_pos(const struct node *n, uint32_t id)
 	return lo;
 }
 
-bool node_user_locked(const struct node *n, uint32_t userid)
+bool node_user_locked(const struct node *n, const char *user)
 {
-	size_t pos = lock_pos(n, userid);
+	size_t pos = lock_pos(n, user);
 
-	return pos < n->n_locked && n->locked_users[pos] == userid;
+	return pos < n->n_locked && strcmp(n->locked_users[pos], user) == 0;
 }
 
-bool node_user_lock(struct node *n, uint32_t userid)
+bool node_user_lock(struct node *n, const char *user)
 {
-	size_t pos = lock_pos(n, userid);
+	size_t pos = lock_pos(n, user);
 
-	if (pos < n->n_locked && n->locked_users[pos] == userid)
+	if (strlen(user) >= NODE_LOCK_NAME_MAX ||
+	    (pos < n->n_locked && strcmp(n->locked_users[pos], user) == 0))
 		return false;
 	if (n->n_locked == n->cap_locked) {
 		size_t cap = n->cap_locked ? n->cap_locked * 2 : 64;
-		uint32_t *p = realloc(n->locked_users, cap * sizeof(*p));
+		char (*p)[NODE_LOCK_NAME_MAX] = realloc(n->locked_users, cap * sizeof(*p));
 
 		if (p == NULL)
 			return false;
@@ -83,16 +113,16 @@ bool node_user_lock(struct node *n, uint32_t userid)
 	}
 	memmove(&n->locked_users[pos + 1], &n->locked_users[pos],
 		(n->n_locked - pos) * sizeof(*n->locked_users));
-	n->locked_users[pos] = userid;
+	snprintf(n->locked_users[pos], sizeof(n->locked_users[pos]), "%s", user);
 	n->n_locked++;
 	return true;
 }
 
-void node_user_unlock(struct node *n, uint32_t userid)
+void node_user_unlock(struct node *n, const char *user)
 {
-	size_t pos = lock_pos(n, userid);
+	size_t pos = lock_pos(n, user);
 
-	if (pos >= n->n_locked || n->locked_users[pos] != userid)
+	if (pos >= n->n_locked || strcmp(n->locked_users[pos], user) != 0)
 		return;
 	memmove(&n->locked_users[pos], &n->locked_users[pos + 1],
 		(n->n_locked - pos - 1) * sizeof(*n->locked_users));

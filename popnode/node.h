@@ -21,6 +21,7 @@ struct imap_registry;
 struct link;
 struct dirsync;
 struct replicator;
+struct repl_ack;
 struct heartbeat;
 struct tunnel_stats;
 
@@ -39,6 +40,9 @@ struct node_session {
 	 * whether the client connected to this POP (counted as "left"). */
 	void (*drain)(void *arg);
 	bool client_here;
+	/* The mirror store this session serves from while the user's home is
+	 * down (docs/failover.md); NULL: the node's own store. */
+	struct store *store;
 	/* For /status (node_session_describe): who, and which POPs. */
 	char peer[64];			/* the client's address */
 	char user[64];			/* "" until logged in */
@@ -49,6 +53,7 @@ struct node_session {
 TAILQ_HEAD(node_session_list, node_session);
 
 #define NODE_BIRD_PROTOS_MAX 16
+#define NODE_LOCK_NAME_MAX 64		/* = STORE_NAME_MAX */
 
 struct node {
 	struct event_base *base;
@@ -77,8 +82,10 @@ struct node {
 	size_t n_bird_protos;
 	struct node_session_list sessions;
 	unsigned n_sessions;
-	/* users with an open POP3 maildrop (RFC 1939 exclusive lock) */
-	uint32_t *locked_users;
+	/* users with an open POP3 maildrop (RFC 1939 exclusive lock), by
+	 * name: a mirror serving for a failed home has that home's user
+	 * ids, which may equal ids of this POP's own users */
+	char (*locked_users)[NODE_LOCK_NAME_MAX];
 	size_t n_locked, cap_locked;
 	/* IMAP: selected mailboxes and change notification (imap.h) */
 	struct imap_registry *imap;
@@ -87,18 +94,27 @@ struct node {
 	struct link *link;
 	struct dirsync *dirsync;	/* directory across POPs (dirsync.h) */
 	struct replicator *replicator;	/* mirrors (replicator/replicator.h) */
+	struct repl_ack *repl_ack;	/* replication_ack waits (replicator/repl_ack.h) */
+	struct failover *failover;	/* mirror sets, failover (replicator/failover.h) */
 };
 
 void node_session_register(struct node *n, struct node_session *s, enum listen_proto proto,
 			   void (*shutdown)(void *arg), void *arg);
 void node_session_unregister(struct node *n, struct node_session *s);
+/* The home of st's users is back: end every session serving from st
+ * (their drain hook: IMAP BYE after the command in flight, POP3 -ERR),
+ * so the clients reconnect and reach the home.  Returns how many. */
+unsigned node_sessions_end_on_store(struct node *n, struct store *st);
+/* true if some session serves from a mirror store. */
+bool node_sessions_on_mirror(const struct node *n);
 /* Fill the /status fields (NULL leaves one as it is). */
 void node_session_describe(struct node_session *s, const char *peer, const char *user,
 			   const char *reached, const char *mailbox_pop);
 
-/* Exclusive maildrop lock (POP3).  true if taken, false if already held. */
-bool node_user_lock(struct node *n, uint32_t userid);
-void node_user_unlock(struct node *n, uint32_t userid);
-bool node_user_locked(const struct node *n, uint32_t userid);
+/* Exclusive maildrop lock (POP3), by user name.  true if taken, false if
+ * already held (or the name is too long). */
+bool node_user_lock(struct node *n, const char *user);
+void node_user_unlock(struct node *n, const char *user);
+bool node_user_locked(const struct node *n, const char *user);
 
 #endif

@@ -3,7 +3,7 @@
  *
  * Clients get TLS 1.2 or 1.3 with OpenSSL's default cipher lists (which
  * are already restricted to AEAD suites at security level 2), no
- * compression, no renegotiation.
+ * compression, no renegotiation, and no session resumption (below).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +44,21 @@ SSL_CTX *tls_server_ctx(const char *cert, const char *key, char *err, size_t err
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
 				 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* No session resumption on the mail listeners (IMAP, POP3, their
+	 * STARTTLS forms and IMAPS/POP3S all share this context).  TLS 1.3
+	 * sends its NewSessionTicket messages after the handshake, as the
+	 * first application-level bytes; a STARTTLS client that starts
+	 * reading and writing the fresh TLS object from two threads
+	 * (imaplib2, so offlineimap) races on them and hangs or crashes.
+	 * Postfix sends tickets only when its session cache is on; Dovecot
+	 * can switch them off.  Here resumption would buy little: anycast
+	 * sends a client to whichever POP is nearest, every POP (and every
+	 * restart) has its own ticket key, and mail sessions are long.  So:
+	 * no TLS 1.3 tickets, no TLS 1.2 tickets, no session-ID cache (which
+	 * would also hold up to 20,000 sessions in memory). */
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		tls_err(err, errsz, "cannot load certificate", cert);
 		SSL_CTX_free(ctx);

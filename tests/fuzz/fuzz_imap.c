@@ -328,7 +328,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lim.max_command = 2048;
 	lim.max_skip = 4096;
 	lim.max_depth = 12;
-	lim.utf8_names = (mode & 0x80) != 0;
+	lim.utf8_accept = (mode & 0x80) != 0;
 	size_t chunk = (mode & 0x0f) == 0 ? size : (mode & 0x0f);
 
 	struct imap_reader *r = imap_reader_new(&lim);

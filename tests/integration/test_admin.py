@@ -101,6 +101,7 @@ def test_single_pop_link_and_roaming(node):
         "front": {"total": 0, "active": 0, "failed": 0, "bytes_up": 0, "bytes_down": 0},
         "home": {"served_total": 0, "served_active": 0, "refused": 0},
         "forward": {"rcpts": 0, "failed": 0, "received": 0},
+        "failover": {"routed_to_mirror": 0, "sessions_served": 0, "rcpts_stored": 0},
     }
 
     code, body = curl(node, "/metrics")

@@ -134,7 +134,7 @@ heartbeat_timeout 500ms
     def imap_banner(self):
         r = sh("ip", "netns", "exec", self.ns, "/usr/bin/python3", "-c",
                "import socket; s=socket.create_connection(('%s',1143),timeout=3);"
-               "print(s.recv(200).decode())" % V4, check=False)
+               "f=s.makefile('rb'); print(f.readline().decode())" % V4, check=False)
         return r.stdout
 
     def close(self):

@@ -249,12 +249,12 @@ static void test_mailbox_commands(void **state)
 		imap_command_free(&c);
 	}
 	/* with UTF8=ACCEPT names are taken as UTF-8 */
-	lim.utf8_names = true;
+	lim.utf8_accept = true;
 	c = parse_ok("a DELETE caf\xc3\xa9&x\r\n");
 	assert_str(&c->u.mailbox.mailbox, "caf\xc3\xa9&x");
 	imap_command_free(&c);
 	parse_err("a DELETE caf\xc3\r\n", IMAP_ERR_BAD_MAILBOX, "a", "UTF-8");
-	lim.utf8_names = false;
+	lim.utf8_accept = false;
 
 	/* BAD_MAILBOX is answered NO */
 	s = "a DELETE &Jjo\r\n";
@@ -1253,6 +1253,127 @@ static void test_error_fields(void **state)
 	assert_string_equal(e.resp_code, "BADCHARSET (US-ASCII UTF-8)");
 }
 
+/* ---- UTF8=ACCEPT (RFC 6855) ------------------------------------------- */
+
+static void test_utf8_accept(void **state)
+{
+	struct imap_command *c;
+	struct imap_error e;
+
+	/* not enabled: the UTF8 APPEND form is refused, CHARSET is fine,
+	 * 8-bit in a quoted string is tolerated as before */
+	parse_err("a APPEND x UTF8 (~{1}\r\nx)\r\n", IMAP_ERR_SYNTAX, "a",
+		  "needs ENABLE UTF8=ACCEPT");
+	c = parse_ok("a SEARCH CHARSET UTF-8 SUBJECT caf\xc3\xa9\r\n");
+	imap_command_free(&c);
+	c = parse_ok("a SEARCH SUBJECT \"\xe9t\xe9\"\r\n");
+	imap_command_free(&c);
+
+	lim.utf8_accept = true;
+	/* append-data =/ "UTF8" SP "(" literal8 ")" */
+	c = parse_ok("a APPEND INBOX (\\Seen) UTF8 (~{14}\r\nSubject: \xc3\xa9t\xc3\xa9)\r\n");
+	assert_int_equal(c->id, IMAP_CMD_APPEND);
+	assert_true(c->u.append.utf8);
+	assert_true(c->u.append.literal8);
+	assert_int_equal(c->u.append.flags.system, IMAP_FLAG_SEEN);
+	assert_int_equal(c->u.append.msg_len, 14);
+	assert_memory_equal(c->u.append.msg, "Subject: \xc3\xa9t\xc3\xa9", 14);
+	imap_command_free(&c);
+	c = parse_ok("a APPEND x \"17-Jul-1996 02:44:25 -0700\" utf8 (~{2+}\r\nab)\r\n");
+	assert_true(c->u.append.utf8 && c->u.append.has_date);
+	imap_command_free(&c);
+	/* the plain forms still work and are not "utf8" */
+	c = parse_ok("a APPEND x {2}\r\nab\r\n");
+	assert_false(c->u.append.utf8);
+	imap_command_free(&c);
+	/* a NUL inside the literal8 is kept */
+	const char l8[] = "a APPEND x UTF8 (~{3}\r\na\0b)\r\n";
+	assert_int_equal(imap_parse_command(l8, sizeof(l8) - 1, &lim, &c, &e), IMAP_OK);
+	assert_int_equal(c->u.append.msg_len, 3);
+	imap_command_free(&c);
+	parse_err("a APPEND x UTF8 ({1}\r\nx)\r\n", IMAP_ERR_SYNTAX, "a", "literal8");
+	parse_err("a APPEND x UTF8 (~{1}\r\nx\r\n", IMAP_ERR_SYNTAX, "a", "Missing ')'");
+	parse_err("a APPEND x UTF8 ~{1}\r\nx\r\n", IMAP_ERR_SYNTAX, "a", "Missing '('");
+	parse_err("a APPEND x UTF8(~{1}\r\nx)\r\n", IMAP_ERR_SYNTAX, "a", "Expected space");
+	parse_err("a APPEND x UTF9 (~{1}\r\nx)\r\n", IMAP_ERR_SYNTAX, "a", "must be a literal");
+	parse_err("a APPEND x UTF8 (~{1}\r\nx) {1}\r\ny\r\n", IMAP_ERR_SYNTAX, "a",
+		  "Only one message");
+	/* the message limit applies to the literal8 */
+	lim.max_literal = 4;
+	lim.max_append_literal = 6;
+	c = parse_ok("a APPEND x UTF8 (~{6}\r\n012345)\r\n");
+	imap_command_free(&c);
+	const char *big = "a APPEND x UTF8 (~{7}\r\n0123456)\r\n";
+	assert_int_equal(imap_parse_command(big, strlen(big), &lim, &c, &e),
+			 IMAP_ERR_LITERAL_TOO_BIG);
+	assert_string_equal(e.resp_code, "TOOBIG");
+	lim.max_literal = 64 * 1024;
+	lim.max_append_literal = 64ull * 1024 * 1024;
+
+	/* UTF-8 mailbox names, quoted or atoms, kept as sent */
+	c = parse_ok("a SELECT \"\xc3\x89t\xc3\xa9 \\\"x\\\"\"\r\n");
+	assert_str(&c->u.select.mailbox, "\xc3\x89t\xc3\xa9 \"x\"");
+	imap_command_free(&c);
+	c = parse_ok("a LIST \"\" \"\xc3\x89*\"\r\n");
+	assert_str(&c->u.list.patterns[0], "\xc3\x89*");
+	imap_command_free(&c);
+	c = parse_ok("a RENAME &AMk- \xc3\x89t\xc3\xa9\r\n");
+	assert_str(&c->u.rename.from, "&AMk-");	/* no mUTF-7 any more */
+	imap_command_free(&c);
+	/* uQUOTED-CHAR: a quoted string must be valid UTF-8 */
+	parse_err("a SELECT \"\xc9t\xe9\"\r\n", IMAP_ERR_SYNTAX, "a", "Invalid UTF-8");
+	parse_err("a SEARCH SUBJECT \"\xe9t\xe9\"\r\n", IMAP_ERR_SYNTAX, "a", "Invalid UTF-8");
+	parse_err("a SEARCH SUBJECT \"\xed\xa0\x80\"\r\n", IMAP_ERR_SYNTAX, "a",
+		  "Invalid UTF-8");	/* a surrogate */
+	c = parse_ok("a SEARCH SUBJECT \"\xc3\xa9t\xc3\xa9\"\r\n");
+	imap_command_free(&c);
+	/* RFC 6855 3: no CHARSET once enabled */
+	parse_err("a SEARCH CHARSET UTF-8 ALL\r\n", IMAP_ERR_SYNTAX, "a", "CHARSET");
+	parse_err("a UID SEARCH RETURN (COUNT) CHARSET US-ASCII ALL\r\n", IMAP_ERR_SYNTAX, "a",
+		  "CHARSET");
+	/* Net-Unicode names: no C1 control, no U+2028 / U+2029 */
+	parse_err("a CREATE \"a\xc2\x85z\"\r\n", IMAP_ERR_BAD_MAILBOX, "a", "control");
+	parse_err("a CREATE \"a\xe2\x80\xa8z\"\r\n", IMAP_ERR_BAD_MAILBOX, "a", "separator");
+	parse_err("a CREATE \"a\xe2\x80\xa9z\"\r\n", IMAP_ERR_BAD_MAILBOX, "a", "separator");
+	/* U+00A0 and U+202A are fine */
+	c = parse_ok("a CREATE \"a\xc2\xa0z\xe2\x80\xaa\"\r\n");
+	imap_command_free(&c);
+	lim.utf8_accept = false;
+	/* the same names are refused when they come as modified UTF-7 */
+	parse_err("a CREATE a&AIU-z\r\n", IMAP_ERR_BAD_MAILBOX, "a", "control");
+	parse_err("a CREATE a&ICg-z\r\n", IMAP_ERR_BAD_MAILBOX, "a", "separator");
+	c = parse_ok("a CREATE a&AKA-z\r\n");
+	assert_str(&c->u.create.mailbox, "a\xc2\xa0z");
+	imap_command_free(&c);
+}
+
+/* The reader finds the end of an APPEND UTF8 (~{n}) command and asks for
+ * the continuation right after the marker, fed in any pieces. */
+static void test_reader_utf8_append(void **state)
+{
+	static const char in[] =
+		"a1 APPEND INBOX UTF8 (~{10}\r\nSubj: \xc3\xa9\xc3\xa9)\r\na2 NOOP\r\n";
+	size_t steps[] = { 0, 1, 5 };
+
+	lim.utf8_accept = true;
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		struct imap_reader *r = imap_reader_new(&lim);
+		struct feed_result fr;
+		feed(r, in, sizeof(in) - 1, steps[k], &fr);
+		assert_int_equal(fr.errors, 0);
+		assert_int_equal(fr.commands, 2);
+		assert_true(fr.cmds[0]->u.append.utf8);
+		assert_int_equal(fr.cmds[0]->u.append.msg_len, 10);
+		assert_memory_equal(fr.cmds[0]->u.append.msg, "Subj: \xc3\xa9\xc3\xa9", 10);
+		assert_int_equal(fr.cmds[1]->id, IMAP_CMD_NOOP);
+		if (steps[k] == 1)
+			assert_int_equal(fr.continues, 1);
+		free_results(&fr);
+		imap_reader_destroy(&r);
+	}
+	lim.utf8_accept = false;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1282,6 +1403,8 @@ int main(void)
 		cmocka_unit_test_setup(test_reader_lines, setup),
 		cmocka_unit_test_setup(test_reader_split_everywhere, setup),
 		cmocka_unit_test_setup(test_error_fields, setup),
+		cmocka_unit_test_setup(test_utf8_accept, setup),
+		cmocka_unit_test_setup(test_reader_utf8_append, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

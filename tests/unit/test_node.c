@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -16,18 +17,28 @@
 static void test_locks(void **state)
 {
 	struct node n;
+	char name[NODE_LOCK_NAME_MAX + 8];
 
 	memset(&n, 0, sizeof(n));
-	for (uint32_t i = 1000; i > 0; i--)
-		assert_true(node_user_lock(&n, i * 7));
-	assert_false(node_user_lock(&n, 7));
-	assert_false(node_user_lock(&n, 7000));
+	for (unsigned i = 1000; i > 0; i--) {
+		snprintf(name, sizeof(name), "user%u", i * 7);
+		assert_true(node_user_lock(&n, name));
+	}
+	assert_false(node_user_lock(&n, "user7"));
+	assert_false(node_user_lock(&n, "user7000"));
+	assert_true(node_user_locked(&n, "user7"));
+	assert_false(node_user_locked(&n, "user8"));
 	for (size_t i = 1; i < n.n_locked; i++)
-		assert_true(n.locked_users[i - 1] < n.locked_users[i]);
-	node_user_unlock(&n, 7);
-	node_user_unlock(&n, 8); /* not held: no effect */
+		assert_true(strcmp(n.locked_users[i - 1], n.locked_users[i]) < 0);
+	node_user_unlock(&n, "user7");
+	node_user_unlock(&n, "user8"); /* not held: no effect */
 	assert_int_equal(n.n_locked, 999);
-	assert_true(node_user_lock(&n, 7));
+	assert_false(node_user_locked(&n, "user7"));
+	assert_true(node_user_lock(&n, "user7"));
+	/* a name too long for the table is refused, not cut */
+	memset(name, 'a', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	assert_false(node_user_lock(&n, name));
 	free(n.locked_users);
 }
 
