@@ -17,7 +17,10 @@
  * set" and "user passwd" read a record, change it and write the whole
  * record back, and two of them interleaved would lose one change.  A
  * connection whose write command finds the slot taken waits in
- * ctl->waiting, in arrival order.
+ * ctl->waiting, in arrival order.  "verify" and "lag cluster" ask other
+ * POPs over the link (replicator/repl_noc.h) and answer from that
+ * query's callback, at most two rounds of REPL_NOC_TIMEOUT_MS later; a
+ * connection that goes away cancels its query.
  *
  * Lifetimes: the store op (struct ctl_op) outlives the connection if the
  * peer goes away (op->conn is then NULL) and even the control server if
@@ -63,6 +66,8 @@
 #include "unixsock.h"
 #include "node.h"
 #include "replicator.h"
+#include "repl_noc.h"
+#include "repl_ack.h"
 #include "status.h"
 #include "store.h"
 
@@ -110,6 +115,7 @@ struct ctl_conn {
 	struct control *ctl;
 	struct bufferevent *bev;
 	struct ctl_op *op;		/* store write in flight */
+	struct repl_noc_query *noc;	/* verify / lag cluster asking peers */
 	unsigned long id;
 	unsigned uid;
 	int pid;
@@ -611,6 +617,8 @@ static void status_text(struct node *n, struct evbuffer *b)
 		evbuffer_add_printf(b, "peers:       %zu configured, %zu up (popctl peers)\n",
 				    n->cfg->n_peers, n_up);
 	}
+	repl_ack_render_text(n, b);
+	replicator_render_serving_text(n, b);
 	evbuffer_add_printf(b, "drained:     %s\n", n->drained ? "yes (popctl undrain ends it)" : "no");
 	if (n->cfg->n_anycast == 0)
 		evbuffer_add_printf(b, "anycast:     not configured\n");
@@ -733,6 +741,78 @@ static void cmd_mirror_list(struct ctl_conn *c, const char *const *args)
 	evbuffer_free(b);
 }
 
+/* ---- questions to other POPs (repl_noc.h) ---------------------------------- */
+
+/* The answer of verify or lag cluster: the connection was busy meanwhile
+ * (it reads no further request), and goes on with the next one now. */
+static void noc_done(void *arg, struct evbuffer *answer)
+{
+	struct ctl_conn *c = arg;
+
+	c->noc = NULL;
+	if (answer == NULL)
+		reply_err(c, CTL_E_INTERNAL, "out of memory");
+	else
+		reply_ok_buffer(c, answer);
+	c->busy = false;
+	if (!c->dispatching) {
+		conn_process(c);
+		conn_settle(c);
+	}
+}
+
+/* format= as bool json; false (answered) if it is neither text nor json. */
+static bool format_json(struct ctl_conn *c, bool *json)
+{
+	const char *format = ctl_request_opt(&c->req, "format");
+
+	*json = format != NULL && strcmp(format, "json") == 0;
+	if (format != NULL && !*json && strcmp(format, "text") != 0) {
+		reply_err(c, CTL_E_INVAL, "format= takes text or json");
+		return false;
+	}
+	return true;
+}
+
+static void noc_started(struct ctl_conn *c, int err, const char *user)
+{
+	if (c->noc != NULL) {
+		c->busy = true;		/* noc_done answers */
+		return;
+	}
+	if (err == REPL_NOC_ENOUSER) {
+		reply_err(c, CTL_E_NOTFOUND, "no such user %s", user);
+		return;
+	}
+	reply_err(c, err == REPL_NOC_ENOUSER ? CTL_E_NOTFOUND : err == REPL_NOC_EINVAL ? CTL_E_INVAL
+		  : err == REPL_NOC_ESTOPPING ? CTL_E_SHUTDOWN : err == REPL_NOC_EIO ? CTL_E_IO
+		  : CTL_E_INTERNAL, "%s", repl_noc_strerror(err));
+}
+
+/* verify USER [format=json]: USER's copies at the home and its mirrors. */
+static void cmd_verify(struct ctl_conn *c, const char *const *args)
+{
+	bool json;
+	int err = REPL_NOC_ENOMEM;
+
+	if (!check_name(c, args[0]) || !format_json(c, &json))
+		return;
+	c->noc = repl_noc_verify(c->ctl->n, args[0], json, noc_done, c, &err);
+	noc_started(c, err, args[0]);
+}
+
+/* lag cluster [format=json]: every POP's replication to its mirrors. */
+static void cmd_lag_cluster(struct ctl_conn *c, const char *const *args)
+{
+	bool json;
+	int err = REPL_NOC_ENOMEM;
+
+	if (!format_json(c, &json))
+		return;
+	c->noc = repl_noc_lag_cluster(c->ctl->n, json, noc_done, c, &err);
+	noc_started(c, err, "");
+}
+
 /* drain / undrain: set the state, answer with what is left. */
 static void drain_reply(struct ctl_conn *c, bool on)
 {
@@ -773,7 +853,10 @@ static const struct ctl_cmd commands[] = {
 	{ "user", "show", 1, { NULL }, false, "user show NAME", cmd_user_show },
 	{ "status", NULL, 0, { "format" }, false, "status [format=text|json]", cmd_status },
 	{ "peers", NULL, 0, { "format" }, false, "peers [format=text|json]", cmd_peers },
+	{ "lag", "cluster", 0, { "format" }, false, "lag cluster [format=text|json]",
+	  cmd_lag_cluster },
 	{ "lag", NULL, 0, { "format" }, false, "lag [format=text|json]", cmd_lag },
+	{ "verify", NULL, 1, { "format" }, false, "verify USER [format=text|json]", cmd_verify },
 	{ "mirror", "list", 1, { NULL }, false, "mirror list ORIGIN", cmd_mirror_list },
 	{ "drain", NULL, 0, { NULL }, false, "drain", cmd_drain },
 	{ "undrain", NULL, 0, { NULL }, false, "undrain", cmd_undrain },
@@ -895,6 +978,7 @@ static void conn_free(struct ctl_conn *c)
 		TAILQ_REMOVE(&ctl->waiting, c, wait_entry);
 	if (c->op != NULL)
 		c->op->conn = NULL;
+	repl_noc_cancel(&c->noc);
 	TAILQ_REMOVE(&ctl->conns, c, entry);
 	ctl->n_conns--;
 	bufferevent_free(c->bev);

@@ -9,6 +9,11 @@
  *   2  usage error: bad command line, bad value, unreadable config
  *   3  the daemon cannot be reached, or broke off its answer
  *
+ * except "verify", whose status says what it found (as diff(1)): 0 every
+ * copy matches, 1 a copy differs, 2 a copy could not be reached or the
+ * check could not be made (usage error, error from the daemon), 3 as
+ * above.
+ *
  * Passwords: --password-stdin reads the first line of stdin (without
  * echo on a terminal) and hashes it here with yescrypt, so the daemon's
  * event loop never runs crypt(3) and the plain password never crosses
@@ -59,6 +64,10 @@ static const char usage_text[] =
 	"  status [--json]\n"
 	"  peers [--json]\n"
 	"  lag [--json]         replication: this POP's mirrors, the POPs mirrored here\n"
+	"  lag --cluster [--json]\n"
+	"                       every POP's replication to its mirrors (asked over the link)\n"
+	"  verify USER [--json] compare USER's mail at the home POP and its mirrors;\n"
+	"                       exit 0 all match, 1 a copy differs, 2 a copy unreachable\n"
 	"  mirror list ORIGIN   per user and mailbox: messages and a digest of the copy\n"
 	"                       of ORIGIN's mail held here (ORIGIN = this POP: its own)\n"
 	"  drain [--wait]       withdraw this POP; --wait: until no client is left\n"
@@ -106,6 +115,7 @@ enum {
 	O_DISABLE = 1 << 5,
 	O_JSON = 1 << 6,
 	O_WAIT = 1 << 7,
+	O_CLUSTER = 1 << 8,
 };
 
 struct cmdline {
@@ -135,7 +145,8 @@ static const struct cmd cmds[] = {
 	{ "user", "show", 1, 0, "user show NAME" },
 	{ "status", NULL, 0, O_JSON, "status [--json]" },
 	{ "peers", NULL, 0, O_JSON, "peers [--json]" },
-	{ "lag", NULL, 0, O_JSON, "lag [--json]" },
+	{ "lag", NULL, 0, O_JSON | O_CLUSTER, "lag [--cluster] [--json]" },
+	{ "verify", NULL, 1, O_JSON, "verify USER [--json]" },
 	{ "mirror", "list", 1, 0, "mirror list ORIGIN" },
 	{ "drain", NULL, 0, O_WAIT, "drain [--wait]" },
 	{ "undrain", NULL, 0, 0, "undrain" },
@@ -155,6 +166,7 @@ static const struct {
 	{ "--disable", O_DISABLE, false },
 	{ "--json", O_JSON, false },
 	{ "--wait", O_WAIT, false },
+	{ "--cluster", O_CLUSTER, false },
 };
 
 static void parse_cmdline(const struct cmd *cmd, int argc, char **argv, struct cmdline *cl)
@@ -360,6 +372,8 @@ static const struct cmd *build_request(int argc, char **argv, struct request *r)
 	req_arg(r, cmd->w1);
 	if (cmd->w2 != NULL)
 		req_arg(r, cmd->w2);
+	if (cl.seen & O_CLUSTER)
+		req_arg(r, "cluster");			/* lag cluster */
 	if (cmd->npos > 0 && strcmp(cmd->w1, "mirror") == 0) {
 		if (!ctl_valid_pop(cl.pos[0]))
 			usage_error("invalid POP id \"%.80s\"", cl.pos[0]);
@@ -368,7 +382,7 @@ static const struct cmd *build_request(int argc, char **argv, struct request *r)
 		user_name(cl.pos[0], name_buf, sizeof(name_buf));
 		req_arg(r, name_buf);
 	}
-	if (cmd->w2 == NULL) {				/* status, peers, lag */
+	if (cmd->w2 == NULL) {				/* status, peers, lag, verify */
 		if (cl.seen & O_JSON)
 			req_opt(r, "format", "json");
 	} else if (strcmp(cmd->w2, "add") == 0 || strcmp(cmd->w2, "passwd") == 0) {
@@ -511,6 +525,11 @@ static const struct table peers_table = { 10, 1u << 3 | 1u << 5 | 1u << 6 | 1u <
 
 /* LAST SENT APPLIED BEHIND BYTES SECONDS */
 static const struct table lag_table = { 11, 0x3f8, -1 };
+/* lag --cluster: the same columns, ORIGIN MIRROR first */
+static const struct table lag_cluster_table = { 11, 0x3f8, -1 };
+/* verify: SEQ MAILBOXES MESSAGES; MESSAGES UIDVALIDITY UIDNEXT */
+static const struct table verify_copies_table = { 7, 1u << 3 | 1u << 4 | 1u << 5, -1 };
+static const struct table verify_mbox_table = { 7, 1u << 2 | 1u << 3 | 1u << 4, -1 };
 /* MESSAGES UIDVALIDITY UIDNEXT */
 static const struct table mirror_table = { 6, 1u << 2 | 1u << 3 | 1u << 4, -1 };
 
@@ -581,6 +600,41 @@ static void print_peers(const char *body, size_t len)
 		puts("no peers configured");
 	else
 		print_table(body, len, &peers_table);
+}
+
+/* "verify" in text: the "key: value" lines as they are, then the copies
+ * table and the mailboxes table, the three blocks separated by a blank
+ * line. */
+static void print_verify(const char *body, size_t len)
+{
+	const char *end = body + len;
+	const char *b1 = memmem(body, len, "\n\n", 2);
+	const char *b2 = b1 != NULL ? memmem(b1 + 2, (size_t)(end - b1 - 2), "\n\n", 2) : NULL;
+
+	if (b2 == NULL) {
+		fwrite(body, 1, len, stdout);
+		return;
+	}
+	fwrite(body, 1, (size_t)(b1 - body) + 2, stdout);
+	print_table(b1 + 2, (size_t)(b2 - b1 - 1), &verify_copies_table);
+	putchar('\n');
+	print_table(b2 + 2, (size_t)(end - b2 - 2), &verify_mbox_table);
+}
+
+/* verify's exit status from its answer's "result". */
+static int verify_status(const char *body, bool json)
+{
+	const char *key = json ? "\n  \"result\": \"" : "\nresult: ";
+	const char *p = strstr(body, key);
+
+	if (p == NULL)
+		return EXIT_USAGE;
+	p += strlen(key);
+	if (strncmp(p, "match", 5) == 0)
+		return 0;
+	if (strncmp(p, "differs", 7) == 0)
+		return EXIT_DAEMON;
+	return EXIT_USAGE;			/* unreachable */
 }
 
 /* ---- main --------------------------------------------------------------- */
@@ -716,16 +770,21 @@ int main(int argc, char **argv)
 			print_table(rd.body, rd.body_len, &user_table);
 		else if (strcmp(cmd->w1, "peers") == 0 && !json)
 			print_peers(rd.body, rd.body_len);
+		else if (strcmp(cmd->w1, "lag") == 0 && !json && r.n_args > 1)
+			print_table(rd.body, rd.body_len, &lag_cluster_table);
 		else if (strcmp(cmd->w1, "lag") == 0 && !json)
 			print_table(rd.body, rd.body_len, &lag_table);
+		else if (strcmp(cmd->w1, "verify") == 0 && !json)
+			print_verify(rd.body, rd.body_len);
 		else if (strcmp(cmd->w1, "mirror") == 0)
 			print_table(rd.body, rd.body_len, &mirror_table);
 		else
 			fwrite(rd.body, 1, rd.body_len, stdout);
-		status = 0;
+		status = strcmp(cmd->w1, "verify") == 0 ? verify_status(rd.body, json) : 0;
 	} else {
 		fprintf(stderr, "popctl: %s\n", rd.message[0] != '\0' ? rd.message : rd.code);
-		status = EXIT_DAEMON;
+		/* verify: 1 means "differs"; not being able to check is 2 */
+		status = strcmp(cmd->w1, "verify") == 0 ? EXIT_USAGE : EXIT_DAEMON;
 	}
 	ctl_reader_clear(&rd);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
