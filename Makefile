@@ -6,9 +6,11 @@
 #   make run        start a dev node with state in ./dev
 #   make bench      benchmark table (LMTP, POP3, IMAP, memory; Dovecot side by side if installed),
 #                   then the roaming table (two POPs: direct at the home POP vs through another),
-#                   then anycast convergence (root: the netns lab with BIRD; skipped otherwise)
+#                   then anycast convergence (root: the netns lab with BIRD; skipped otherwise),
+#                   then replication (mirror lag under load, catch-up, snapshot; netns as root)
 #   make bench-roaming  the roaming table alone
 #   make bench-anycast  the anycast convergence table alone
+#   make bench-replication  the replication tables alone
 #   make install    binaries, docs, example config, systemd unit under $(PREFIX)
 
 -include config.mk
@@ -137,12 +139,16 @@ bench: all
 	/usr/bin/python3 tests/bench/bench.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
 	/usr/bin/python3 tests/bench/roaming.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
 	/usr/bin/python3 tests/bench/anycast.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
+	/usr/bin/python3 tests/bench/replication.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
 
 bench-roaming: all
 	/usr/bin/python3 tests/bench/roaming.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
 
 bench-anycast: all
 	/usr/bin/python3 tests/bench/anycast.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
+
+bench-replication: all
+	/usr/bin/python3 tests/bench/replication.py --popnode $(BIN)/popnode --popctl $(BIN)/popctl
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
@@ -158,7 +164,8 @@ install: all
 clean:
 	rm -rf build $(BIN)
 
-.PHONY: all unit integration fuzz check run bench bench-roaming bench-anycast install clean
+.PHONY: all unit integration fuzz check run bench bench-roaming bench-anycast bench-replication \
+	install clean
 .SECONDARY:
 
 -include $(LIB_OBJS:.o=.d) $(O)/popnode/main.d $(O)/popnode/popctl.d
