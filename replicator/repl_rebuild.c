@@ -94,6 +94,7 @@ struct repl_gate {
 	size_t merge_next;		/* probe index to look at next */
 	unsigned merged, merge_failed;
 	const char *ready_why;		/* what decide() found, for ready() */
+	char rebuilt_why[256];
 };
 
 static int64_t now_ms(void)
@@ -263,6 +264,8 @@ static void probe_ask(struct repl_gate *g, struct probe *p, int64_t now)
 /* ---- rebuilding ------------------------------------------------------------ */
 
 static void rebuild_failed(struct repl_gate *g, const char *why);
+static void merge_next(struct repl_gate *g);
+static void merge_done(void *arg, bool ok, const char *why);
 
 static void install_try(struct repl_gate *g)
 {
@@ -280,9 +283,17 @@ static void install_try(struct repl_gate *g)
 	g->rebuilt_seq = g->hdr.seq;
 	log_warn("repl.rebuilt", "from=%s seq=%" PRIu64 " generation=%s bytes=%" PRIu64,
 		 g->src->peer, g->hdr.seq, g->hdr.generation, g->snap_bytes);
-	ready(g, "rebuilt from %s's copy (seq %" PRIu64 ", generation %s)", g->src->peer,
-	      g->hdr.seq, g->hdr.generation);
+	snprintf(g->rebuilt_why, sizeof(g->rebuilt_why),
+		 "rebuilt from %s's copy (seq %" PRIu64 ", generation %s)", g->src->peer,
+		 g->hdr.seq, g->hdr.generation);
 	g->src = NULL;
+	/* Another mirror may have served this POP's users meanwhile: its
+	 * changes are taken back before serving (for the copy rebuilt
+	 * from, that finds everything present already). */
+	g->ready_why = g->rebuilt_why;
+	set_state(g, GATE_MERGING);
+	g->merge_next = 0;
+	merge_next(g);
 }
 
 static void rx_progress(void *arg, uint64_t bytes)
@@ -408,9 +419,6 @@ static void rebuild_failed(struct repl_gate *g, const char *why)
 }
 
 /* ---- deciding ---------------------------------------------------------------- */
-
-static void merge_next(struct repl_gate *g);
-static void merge_done(void *arg, bool ok, const char *why);
 
 static void decide(struct repl_gate *g, bool timed_out)
 {
@@ -586,6 +594,7 @@ void repl_gate_free(struct repl_gate **gp)
 		link_stream_free(&g->p[i].s);
 	link_stream_free(&g->rs);
 	repl_snap_rx_free(&g->rx);
+	repl_merge_cancel(&g->merge);
 	if (g->timer != NULL)
 		event_free(g->timer);
 	free(g->p);
@@ -599,6 +608,8 @@ bool repl_gate_ready(const struct repl_gate *g, const char **why_r)
 	if (why_r != NULL)
 		*why_r = g->state == GATE_REBUILDING
 				 ? "this POP is rebuilding its mailboxes from a mirror"
+			 : g->state == GATE_MERGING
+				 ? "this POP is taking back changes made at a mirror while it was down"
 				 : "this POP is checking its mailboxes against its mirrors";
 	return false;
 }
@@ -625,7 +636,10 @@ static void jstr(struct evbuffer *out, const char *s)
 
 void repl_gate_render_json(const struct repl_gate *g, struct evbuffer *out)
 {
-	static const char *const names[] = { "checking", "rebuilding", "ready" };
+	static const char *const names[] = {
+		[GATE_CHECKING] = "checking", [GATE_REBUILDING] = "rebuilding",
+		[GATE_MERGING] = "merging", [GATE_READY] = "ready",
+	};
 
 	if (g == NULL) {
 		evbuffer_add_printf(out, "{\"ready\": true, \"state\": \"ready\"}");

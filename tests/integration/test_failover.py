@@ -342,3 +342,70 @@ def test_uid_conflict_merges_as_documented(three_local):
     assert subjects["only at home"] != subjects["only at the mirror"]
     assert 4 not in back
     wait_verified(pop1)
+
+
+def test_home_killed_under_load_then_its_disk_lost(three):
+    """kill -9 of the home while mail flows (replication_ack mirror, the
+    default), then its whole state directory is deleted: every message
+    that got a 250 is served by a mirror, a flag set during the failover
+    and all of that mail are at the rebuilt home."""
+    import threading
+    pop1, pop2, pop3_ = three[1], three[2], three[3]
+    assert deliver(pop1, "alice@example.com", msg("first")) == {}
+    wait_caught_up(pop1, ["pop2", "pop3"])
+    wait_mirrorsets([pop2, pop3_], "pop1 pop2 pop3")
+    acked, lock, stop = set(), threading.Lock(), threading.Event()
+
+    def load(k):
+        i = 0
+        while not stop.is_set():
+            subject = f"load {k}-{i}"
+            try:
+                if deliver(pop1, "alice@example.com", msg(subject, body="x" * 2000 + "\r\n")) == {}:
+                    with lock:
+                        acked.add(subject)
+            except (OSError, smtplib.SMTPException):
+                return          # the home is gone
+            i += 1
+
+    threads = [threading.Thread(target=load, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    pop1.kill9()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert len(acked) > 20, len(acked)
+    print("acked", len(acked))
+    acked.add("first")
+    kill_home(three)
+
+    # served by a mirror: every acknowledged message (pop2 has it, or
+    # pop3 does: replication_ack needs one mirror)
+    at_mirror = {s for _, s in uid_bodies(pop3_).values()}
+    missing = acked - at_mirror
+    if missing:                 # acknowledged by pop3 only: served from there
+        pop2.kill9()
+        three.wait_peer_state(3, "pop2", DOWN, timeout=15)
+        assert missing <= {s for _, s in uid_bodies(pop3_).values()}
+        three.restart(2, wait_links=False)
+        three.wait_peer_state(3, "pop2", {"up"}, timeout=30)
+    c = imap_at(pop3_)
+    try:
+        c.select("INBOX")
+        typ, data = c.search(None, "HEADER", "Subject", "first")
+        assert c.store(data[0].split()[0], "+FLAGS", r"(\Flagged)")[0] == "OK"
+    finally:
+        c.logout()
+
+    shutil.rmtree(pop1.data)            # the home's disk is lost
+    three.restart(1)
+    back = uid_bodies(pop1)
+    subjects = {s for _, s in back.values()}
+    assert acked <= subjects, sorted(acked - subjects)[:10]
+    flagged = [f for f, s in back.values() if s == "first"]
+    assert flagged and "\\Flagged" in flagged[0]
+    assert ident_of(pop1) == "pop1"
+    log1 = pop1.read_log()
+    assert "event=repl.rebuilt" in log1
