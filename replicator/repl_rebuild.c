@@ -601,6 +601,14 @@ void repl_gate_free(struct repl_gate **gp)
 	free(g);
 }
 
+bool repl_gate_peer_copy(const struct repl_gate *g, const char *peer)
+{
+	for (size_t i = 0; g != NULL && i < g->np; i++)
+		if (strcmp(g->p[i].peer, peer) == 0)
+			return g->p[i].has_data && (g->p[i].pos.applied > 0 || g->p[i].pos.last > 0);
+	return false;
+}
+
 bool repl_gate_ready(const struct repl_gate *g, const char **why_r)
 {
 	if (g == NULL || g->state == GATE_READY)

@@ -71,6 +71,7 @@
 
 #define POSITION_PATH REPL_POSITION_PATH
 #define STREAM_PATH "/v1/repl/stream"
+#define DROP_PATH "/v1/repl/drop"
 #define TRIM_EVERY_MS 1000		/* trimming, at most this often */
 #define POLL_MS 5			/* look for new changelog records */
 #define RING 1024			/* batches in flight, per mirror */
@@ -87,6 +88,8 @@ struct inflight {
 struct shipper {
 	struct replicator *r;
 	const char *peer;
+	struct link_stream *drop;	/* POST /v1/repl/drop in flight */
+	bool drop_asked;		/* an orphan copy was told to go */
 	struct repl_merge *merge;	/* taking its failover changes back */
 	uint64_t merged_last;		/* ... done up to this seq of its copy */
 	bool active, pinned;
@@ -156,6 +159,10 @@ struct replicator {
 	struct mirror_of *mo;		/* one per configured peer */
 	size_t n_peers;
 	int slot[REPL_MIRRORS];		/* index into sh, -1 empty */
+	/* The mirror a slot had before it was given to a nearer one: still
+	 * streamed to until the new one has caught up, then told to drop its
+	 * copy (POST /v1/repl/drop); -1 none. */
+	int leaving[REPL_MIRRORS];
 	const char *challenger;
 	int64_t challenger_since;
 	struct event *poll, *tick, *trim;
@@ -850,20 +857,98 @@ static int sh_index(struct replicator *r, const char *peer)
 static bool chosen(const struct replicator *r, int idx)
 {
 	for (int s = 0; s < REPL_MIRRORS; s++)
-		if (r->slot[s] == idx)
+		if (r->slot[s] == idx || r->leaving[s] == idx)
 			return true;
 	return false;
+}
+
+static void drop_event(void *arg, enum link_event ev)
+{
+	struct shipper *sh = arg;
+
+	(void)ev;
+	link_stream_free(&sh->drop);
+}
+
+static void drop_response(void *arg, int status, const struct link_hdr *h, size_t n)
+{
+	struct shipper *sh = arg;
+
+	log_info("repl.mirror_drop_answer", "mirror=%s status=%d error=\"%s\"", sh->peer, status,
+		 status == 204 ? "-" : hdr_get(h, n, "x-popnode-error") ? hdr_get(h, n, "x-popnode-error")
+									 : "-");
+}
+
+static const struct link_stream_cbs drop_cbs = {
+	.response = drop_response,
+	.event = drop_event,
+};
+
+/* A leaving mirror's replacement has caught up: stop streaming to it and
+ * tell it to drop its copy (it keeps it if that is not possible now: a
+ * copy too many is never a loss). */
+static void leave(struct replicator *r, int s)
+{
+	struct shipper *old = &r->sh[r->leaving[s]];
+	struct link_hdr h = { "x-popnode-origin", r->n->cfg->node_id };
+
+	r->leaving[s] = -1;
+	log_info("repl.mirror_dropped", "mirror=%s", old->peer);
+	old->active = false;
+	sh_close(old);
+	sh_state(old, REPL_DOWN);
+	link_stream_free(&old->drop);
+	old->drop = link_request(r->n->link, old->peer, "POST", DROP_PATH, &h, 1, false,
+				 &drop_cbs, old);
+	if (old->drop != NULL)
+		link_stream_set_timeout(old->drop, REPL_STREAM_TIMEOUT);
+}
+
+/* Copies of this POP's data at peers that are no longer its mirrors (the
+ * mirrors were re-pinned while it was down: the start-up check saw the
+ * copies) are dropped once every chosen mirror has caught up. */
+static void drop_orphans(struct replicator *r)
+{
+	uint64_t last = store_changelog_last(r->n->store, r->n->cfg->node_id);
+	struct link_hdr h = { "x-popnode-origin", r->n->cfg->node_id };
+	int filled = 0;
+
+	for (int s = 0; s < REPL_MIRRORS; s++) {
+		const struct shipper *sh;
+
+		if (r->slot[s] < 0 || r->leaving[s] >= 0)
+			continue;
+		sh = &r->sh[r->slot[s]];
+		if (sh->state != REPL_STREAMING || !sh->pos_known || sh->applied < last)
+			return;
+		filled++;
+	}
+	if (filled == 0)
+		return;
+	for (size_t i = 0; i < r->n_peers; i++) {
+		struct shipper *sh = &r->sh[i];
+
+		if (sh->drop_asked || chosen(r, (int)i) || !repl_gate_peer_copy(r->gate, sh->peer) ||
+		    !link_peer_usable(r->n->link, sh->peer))
+			continue;
+		sh->drop_asked = true;
+		log_info("repl.orphan_copy", "peer=%s", sh->peer);
+		sh->drop = link_request(r->n->link, sh->peer, "POST", DROP_PATH, &h, 1, false,
+					&drop_cbs, sh);
+		if (sh->drop != NULL)
+			link_stream_set_timeout(sh->drop, REPL_STREAM_TIMEOUT);
+	}
 }
 
 static void set_slot(struct replicator *r, int s, int idx)
 {
 	if (r->slot[s] >= 0) {
-		struct shipper *old = &r->sh[r->slot[s]];
-
-		log_info("repl.mirror_dropped", "mirror=%s", old->peer);
-		old->active = false;
-		sh_close(old);
-		sh_state(old, REPL_DOWN);
+		/* filled first, dropped after (docs/replication.md) */
+		if (r->leaving[s] >= 0)
+			leave(r, s);
+		r->leaving[s] = r->slot[s];
+		log_info("repl.mirror_leaving", "mirror=%s replaced_by=%s", r->sh[r->slot[s]].peer,
+			 idx >= 0 ? r->sh[idx].peer : "-");
 	}
 	r->slot[s] = idx;
 	if (idx >= 0) {
@@ -938,9 +1023,12 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct replicator *r = arg;
 
-	for (int s = 0; s < REPL_MIRRORS; s++)
+	for (int s = 0; s < REPL_MIRRORS; s++) {
 		if (r->slot[s] >= 0 && r->sh[r->slot[s]].state == REPL_STREAMING)
 			ship_fill(&r->sh[r->slot[s]]);
+		if (r->leaving[s] >= 0 && r->sh[r->leaving[s]].state == REPL_STREAMING)
+			ship_fill(&r->sh[r->leaving[s]]);
+	}
 }
 
 static void mo_install(struct mirror_of *mo);
@@ -965,10 +1053,24 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		if (sh->state == REPL_DOWN && now >= sh->retry_at_ms && serving)
 			ship_connect(sh);
 		ship_heartbeat(sh, now);
+		if (r->leaving[s] >= 0) {
+			struct shipper *old = &r->sh[r->leaving[s]];
+
+			if (sh->state == REPL_STREAMING && sh->pos_known &&
+			    sh->applied >= store_changelog_last(r->n->store, r->n->cfg->node_id)) {
+				leave(r, s);	/* the new one has everything */
+				continue;
+			}
+			if (old->state == REPL_DOWN && now >= old->retry_at_ms && serving)
+				ship_connect(old);
+			ship_heartbeat(old, now);
+		}
 	}
 	for (size_t i = 0; i < r->n_peers; i++)
 		if (r->mo[i].rx_installing)
 			mo_install(&r->mo[i]);
+	if (serving)
+		drop_orphans(r);
 }
 
 /* ---- trimming ----------------------------------------------------------------- */
@@ -1814,6 +1916,44 @@ static void snapshot_pull(struct replicator *r, struct link_stream *s,
 	mo_tx_fill(mo);
 }
 
+/* POST /v1/repl/drop: the origin chose another mirror, which has caught
+ * up: this copy goes, unless it holds changes made while serving for the
+ * origin (409: they are taken back first) or is busy (409: asked again
+ * at the next change, and a copy too many is never a loss). */
+static void serve_drop(void *arg, struct link_stream *s, const struct link_request *req)
+{
+	struct replicator *r = arg;
+	struct mirror_of *mo;
+	char dir[CONFIG_PATH_MAX + 80];
+
+	if (strcmp(req->method, "POST") != 0 ||
+	    (mo = req_origin(r, req, hdr_get(req->hdrs, req->n_hdrs, "x-popnode-origin"))) == NULL) {
+		answer(s, 400, "expected POST with x-popnode-origin (the sender)");
+		return;
+	}
+	if (mo_failover_records(mo) > 0) {
+		answer(s, 409, "this copy holds changes made while serving for you");
+		return;
+	}
+	if (mo->applying || mo->rx != NULL || mo->rx_installing || mo->tx != NULL ||
+	    node_sessions_on_mirror(r->n)) {
+		answer(s, 409, "busy with this copy");
+		return;
+	}
+	link_stream_free(&mo->s);
+	batch_clear(&mo->next);
+	evbuffer_drain(mo->acc, evbuffer_get_length(mo->acc));
+	store_close(&mo->st);
+	snprintf(dir, sizeof(dir), "%s/mirror/%s", r->n->cfg->data_dir, mo->origin);
+	repl_rmdir_flat(dir);
+	mo->applied = mo->queued = 0;
+	mo->want = 0;
+	mo->reading_off = false;
+	log_info("repl.copy_dropped", "origin=%s dir=%s", mo->origin, dir);
+	link_stream_respond(s, 204, NULL, 0, true);
+	link_stream_free(&s);
+}
+
 static void serve_snapshot(void *arg, struct link_stream *s, const struct link_request *req)
 {
 	struct replicator *r = arg;
@@ -1840,12 +1980,13 @@ int replicator_init(struct node *n)
 	r->n = n;
 	n->replicator = r;
 	for (int s = 0; s < REPL_MIRRORS; s++)
-		r->slot[s] = -1;
+		r->slot[s] = r->leaving[s] = -1;
 	r->lim.body_max = cfg->max_message_size + 65536;
 	r->lim.meta_max = STORE_META_MAX;
 	link_set_handler(n->link, POSITION_PATH, serve_position, r);
 	link_set_handler(n->link, STREAM_PATH, serve_stream, r);
 	link_set_handler(n->link, REPL_SNAP_PATH, serve_snapshot, r);
+	link_set_handler(n->link, DROP_PATH, serve_drop, r);
 	repl_merge_init(n);
 	repl_noc_init(n);
 	if (repl_ack_init(n) < 0)
@@ -1904,6 +2045,7 @@ void replicator_fini(struct node *n)
 		struct mirror_of *mo = &r->mo[i];
 
 		repl_merge_cancel(&r->sh[i].merge);
+		link_stream_free(&r->sh[i].drop);
 		sh_close(&r->sh[i]);	/* ends its snapshot read too */
 		link_stream_free(&mo->s);
 		batch_clear(&mo->next);

@@ -409,3 +409,35 @@ def test_home_killed_under_load_then_its_disk_lost(three):
     assert ident_of(pop1) == "pop1"
     log1 = pop1.read_log()
     assert "event=repl.rebuilt" in log1
+
+
+def test_repinned_mirrors_old_copy_dropped_after_new_is_filled(cluster):
+    """pop1's mirrors are re-pinned (pop2 pop3 -> pop2 pop4) while it is
+    down: at its start pop4 is filled first, then pop3 drops its copy."""
+    c = cluster(4, extra_for={"pop1": "mirrors pop2 pop3\n"})
+    c.add_user("alice", home="pop1", password="secret")
+    pop1, pop3_, pop4 = c[1], c[3], c[4]
+    for i in range(5):
+        assert deliver(pop1, "alice@example.com", msg(f"m{i}")) == {}
+    wait_caught_up(pop1, ["pop2", "pop3"])
+    copy3 = os.path.join(pop3_.data, "mirror", "pop1")
+    assert os.path.isdir(copy3)
+    pop1.stop()
+    c.extra_for["pop1"] = "mirrors pop2 pop4\n"
+    pop1.extra = c._link_config("pop1", c.extra + "\n" + c.extra_for["pop1"])
+    pop1.write_config()
+    c.restart(1)
+    wait_caught_up(pop1, ["pop2", "pop4"])
+    deadline = time.time() + 20
+    while os.path.isdir(copy3) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not os.path.isdir(copy3), pop1.read_log()[-2000:]
+    assert "event=repl.copy_dropped origin=pop1" in pop3_.read_log()
+    wait_verified(pop1)
+    # pop4's copy is complete: it serves alice when pop1 and pop2 are down
+    wait_mirrorsets([c[2], pop3_, pop4], "pop1 pop2 pop4")
+    c[2].kill9()
+    pop1.kill9()
+    c.wait_peer_state(4, "pop1", DOWN, timeout=15)
+    c.wait_peer_state(4, "pop2", DOWN, timeout=15)
+    assert len(uid_bodies(pop4)) == 5
