@@ -145,6 +145,10 @@ static unsigned evaluate(const struct health_conf *c, const struct health_input 
 		f |= HEALTH_F_LISTENERS;
 		text_add(&t, "listeners down");
 	}
+	if (!in->serving) {
+		f |= HEALTH_F_SERVING;
+		text_add(&t, "not serving its users yet (checking or rebuilding from mirrors)");
+	}
 	if (c->max_replication_lag_ms > 0 && in->replication_lag_known &&
 	    in->replication_lag_ms > c->max_replication_lag_ms) {
 		f |= HEALTH_F_REPL_LAG;

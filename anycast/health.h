@@ -41,6 +41,7 @@ enum {
 	HEALTH_F_LISTENERS = 1u << 7,
 	HEALTH_F_REPL_LAG = 1u << 8,
 	HEALTH_F_PEERS = 1u << 9,
+	HEALTH_F_SERVING = 1u << 10,	/* start-up check / rebuild from mirrors */
 };
 #define HEALTH_F_HARD (HEALTH_F_MAIL_DEAD | HEALTH_F_HEARTBEAT | HEALTH_F_DRAINED | \
 		       HEALTH_F_BIRD_DOWN)
@@ -57,6 +58,9 @@ struct health_input {
 	uint64_t free_disk_bytes;	/* on the data_dir filesystem */
 	uint64_t loop_delay_ms;		/* event loop lateness */
 	bool listeners_up;
+	/* the mail process serves its own users (its start-up check against
+	 * its mirrors, or a rebuild from them, is done: docs/replication.md) */
+	bool serving;
 	bool replication_lag_known;	/* false: no mirror, or not measured yet */
 	uint64_t replication_lag_ms;	/* worst mirror */
 	unsigned peers_reachable;

@@ -297,6 +297,8 @@ static void parse_hb(struct supervisor *sv, const char *line)
 		in->free_disk_bytes = strtoull(p + 11, NULL, 10);
 	if ((p = strstr(line, " listeners=")) != NULL)
 		in->listeners_up = p[11] == '1';
+	/* absent (an older mail process): serving */
+	in->serving = (p = strstr(line, " serving=")) == NULL || p[9] == '1';
 	if ((p = strstr(line, " peers_up=")) != NULL)
 		in->peers_reachable = (unsigned)strtoul(p + 10, NULL, 10);
 	if ((p = strstr(line, " lag_ms=")) != NULL) {

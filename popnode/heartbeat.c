@@ -79,8 +79,9 @@ static void beat(evutil_socket_t fd, short what, void *arg)
 			worst = mi[i].seconds_behind;
 	evbuffer_add_printf(out,
 			    "hb loop_ms=%" PRId64 " store=%d disk_free=%" PRIu64
-			    " listeners=1 peers_up=%u peers=%zu lag_ms=",
-			    late, !ss.last_commit_failed, disk_free, peers_up, n->cfg->n_peers);
+			    " listeners=1 serving=%d peers_up=%u peers=%zu lag_ms=",
+			    late, !ss.last_commit_failed, disk_free,
+			    replicator_serving_ready(n, NULL) ? 1 : 0, peers_up, n->cfg->n_peers);
 	if (worst >= 0)
 		evbuffer_add_printf(out, "%" PRIu64 "\n", (uint64_t)(worst * 1000));
 	else

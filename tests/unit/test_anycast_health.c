@@ -46,6 +46,7 @@ static struct health_input good(void)
 		.free_disk_bytes = 50 * GIB,
 		.loop_delay_ms = 3,
 		.listeners_up = true,
+		.serving = true,
 		.replication_lag_known = true,
 		.replication_lag_ms = 800,
 		.peers_reachable = 2,
@@ -413,6 +414,13 @@ static void test_soft_checks(void **state)
 	assert_string_equal(t, "no peer reachable");
 	in.peers_reachable = 1;
 	assert_int_equal(failing_with(&conf, &in, t, sizeof(t)), 0);
+
+	/* a POP still checking or rebuilding its store does not attract
+	 * clients it would only refuse */
+	in = good();
+	in.serving = false;
+	assert_int_equal(failing_with(&conf, &in, t, sizeof(t)), HEALTH_F_SERVING);
+	assert_string_equal(t, "not serving its users yet (checking or rebuilding from mirrors)");
 
 	/* everything at once: every check named, in order, and it fits */
 	in = good();
