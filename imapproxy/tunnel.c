@@ -254,18 +254,10 @@ static void fail(struct tunnel_req *tun, enum tunnel_result r, const char *why)
 	tun_free(tun);
 }
 
-static const char *hdr_get(const struct link_hdr *h, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(h[i].name, name) == 0)
-			return h[i].value;
-	return NULL;
-}
-
 static void on_response(void *arg, int status, const struct link_hdr *h, size_t n)
 {
 	struct tunnel_req *tun = arg;
-	const char *err = hdr_get(h, n, "x-popnode-error");
+	const char *err = link_hdr_get(h, n, "x-popnode-error");
 	char why[160];
 
 	if (status != 200) {
@@ -464,13 +456,13 @@ static void served_free(struct transport *t, void *arg)
 static void serve(void *arg, struct link_stream *s, const struct link_request *req)
 {
 	struct node *n = arg;
-	const char *proto = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-proto");
-	const char *user = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-user");
-	const char *client = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-client");
-	const char *tls = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-tls");
-	const char *hops = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-hops");
-	const char *tag = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-tag");
-	const char *via = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-via");
+	const char *proto = link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-proto");
+	const char *user = link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-user");
+	const char *client = link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-client");
+	const char *tls = link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-tls");
+	const char *hops = link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-hops");
+	const char *tag = link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-tag");
+	const char *via = link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-via");
 	struct store_user u;
 	struct store *st = n->store;
 	struct transport *t;

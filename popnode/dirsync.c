@@ -62,25 +62,6 @@ struct dirsync {
 
 static void pull(struct ds_peer *p);
 
-static const char *hdr_get(const struct link_hdr *h, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(h[i].name, name) == 0)
-			return h[i].value;
-	return NULL;
-}
-
-static bool parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	return errno == 0 && *end == '\0';
-}
-
 static struct ds_peer *peer_of(struct dirsync *ds, const char *id)
 {
 	for (size_t i = 0; i < ds->n_peers; i++)
@@ -130,7 +111,7 @@ static void serve_dir(void *arg, struct link_stream *s, const struct link_reques
 	struct link_hdr h[2];
 
 	if (strcmp(req->method, "GET") != 0 || strncmp(req->query, "since=", 6) != 0 ||
-	    !parse_u64(req->query + 6, &since)) {
+	    !link_hdr_u64(req->query + 6, &since)) {
 		struct link_hdr e = { "x-popnode-error", "expected GET /v1/dir?since=N" };
 		link_stream_respond(s, 400, &e, 1, true);
 		link_stream_free(&s);
@@ -156,11 +137,11 @@ static void serve_dir(void *arg, struct link_stream *s, const struct link_reques
 static void serve_changed(void *arg, struct link_stream *s, const struct link_request *req)
 {
 	struct dirsync *ds = arg;
-	const char *v = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-dir-lseq");
+	const char *v = link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-dir-lseq");
 	struct ds_peer *p = peer_of(ds, req->peer);
 	uint64_t lseq;
 
-	if (p == NULL || !parse_u64(v, &lseq)) {
+	if (p == NULL || !link_hdr_u64(v, &lseq)) {
 		link_stream_respond(s, 400, NULL, 0, true);
 		link_stream_free(&s);
 		return;
@@ -255,7 +236,7 @@ static void pull_apply(struct ds_peer *p)
 static void pull_response(void *arg, int status, const struct link_hdr *h, size_t n)
 {
 	struct ds_peer *p = arg;
-	const char *more = hdr_get(h, n, "x-popnode-dir-more");
+	const char *more = link_hdr_get(h, n, "x-popnode-dir-more");
 	char why[64];
 
 	if (status != 200) {

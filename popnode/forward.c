@@ -73,14 +73,6 @@ static int64_t ms_since(const struct timespec *t0)
 	return (int64_t)(now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-static const char *hdr_get(const struct link_hdr *h, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(h[i].name, name) == 0)
-			return h[i].value;
-	return NULL;
-}
-
 /* ==== front ============================================================== */
 
 struct fwd_in;
@@ -186,7 +178,7 @@ static int refill(struct forward_req *fr)
 static void req_response(void *arg, int status, const struct link_hdr *h, size_t n)
 {
 	struct forward_req *fr = arg;
-	const char *err = hdr_get(h, n, "x-popnode-error");
+	const char *err = link_hdr_get(h, n, "x-popnode-error");
 	char why[160], e[80];
 
 	fr->status = status;
@@ -839,7 +831,7 @@ static void in_shutdown(void *arg)
 static void serve(void *arg, struct link_stream *s, const struct link_request *lr)
 {
 	struct node *n = arg;
-	const char *via = hdr_get(lr->hdrs, lr->n_hdrs, FORWARD_HDR_VIA), *err = NULL;
+	const char *via = link_hdr_get(lr->hdrs, lr->n_hdrs, FORWARD_HDR_VIA), *err = NULL;
 	char via_log[80];
 	struct fwd_in *fi;
 	size_t nr;
@@ -871,7 +863,7 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *l
 	fi->st = n->store;
 	snprintf(fi->serving_for, sizeof(fi->serving_for), "%s", n->cfg->node_id);
 	{
-		const char *fo = hdr_get(lr->hdrs, lr->n_hdrs, FAILOVER_HDR);
+		const char *fo = link_hdr_get(lr->hdrs, lr->n_hdrs, FAILOVER_HDR);
 
 		if (fo != NULL && strcmp(fo, n->cfg->node_id) != 0) {
 			/* Asked as a mirror of a failed home. */

@@ -12,6 +12,7 @@
  * link_breaker_cooloff.  Then one dial is the probe: if it comes up the
  * breaker closes (failures forgotten), otherwise it opens again.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,6 +384,25 @@ void link_set_handler(struct link *l, const char *path, link_handler *h, void *a
 	l->routes[l->n_routes].h = h;
 	l->routes[l->n_routes].arg = arg;
 	l->n_routes++;
+}
+
+const char *link_hdr_get(const struct link_hdr *h, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(h[i].name, name) == 0)
+			return h[i].value;
+	return NULL;
+}
+
+bool link_hdr_u64(const char *value, uint64_t *v)
+{
+	char *end;
+
+	if (value == NULL || *value < '0' || *value > '9')
+		return false;
+	errno = 0;
+	*v = strtoull(value, &end, 10);
+	return errno == 0 && *end == '\0';
 }
 
 void link_set_peer_cb(struct link *l, void (*cb)(void *arg, const char *peer, bool up), void *arg)

@@ -89,6 +89,12 @@ void link_free(struct link **lp);
 
 void link_set_handler(struct link *l, const char *path, link_handler *h, void *arg);
 
+/* The value of header name (lower case) among h[0..n), NULL if absent. */
+const char *link_hdr_get(const struct link_hdr *h, size_t n, const char *name);
+/* A header value that is a decimal number without sign that fits a
+ * u64 (NULL: false). */
+bool link_hdr_u64(const char *value, uint64_t *v);
+
 /* Called when a peer connection comes up (to pull what changed while it
  * was away) or goes down. */
 void link_set_peer_cb(struct link *l, void (*cb)(void *arg, const char *peer, bool up),

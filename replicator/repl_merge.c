@@ -22,24 +22,6 @@
 #define FAILOVER_PATH "/v1/repl/failover"
 #define FETCH_TIMEOUT 30		/* seconds without progress */
 
-static bool parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return false;
-	*v = strtoull(s, &end, 10);
-	return *end == '\0';
-}
-
-static const char *hdr_get(const struct link_hdr *h, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(h[i].name, name) == 0)
-			return h[i].value;
-	return NULL;
-}
-
 /* ==== mirror side ========================================================= */
 
 struct enc_ctx {
@@ -148,7 +130,7 @@ static void serve_failover(void *arg, struct link_stream *s, const struct link_r
 	if (strcmp(req->method, "GET") != 0 || strncmp(q, "origin=", 7) != 0 ||
 	    (amp = strchr(q, '&')) == NULL || strncmp(amp, "&after=", 7) != 0 ||
 	    (olen = (size_t)(amp - q - 7)) == 0 || olen >= sizeof(origin) ||
-	    !parse_u64(amp + 7, &after)) {
+	    !link_hdr_u64(amp + 7, &after)) {
 		refuse(s, 400, "expected GET " FAILOVER_PATH "?origin=YOUR_ID&after=SEQ");
 		return;
 	}
@@ -389,8 +371,8 @@ static void on_response(void *arg, int status, const struct link_hdr *h, size_t 
 		finish_later(m, "the mirror refused");
 		return;
 	}
-	if (!parse_u64(hdr_get(h, nh, "x-popnode-base"), &base) ||
-	    !parse_u64(hdr_get(h, nh, "x-popnode-last"), &last) || base != m->base) {
+	if (!link_hdr_u64(link_hdr_get(h, nh, "x-popnode-base"), &base) ||
+	    !link_hdr_u64(link_hdr_get(h, nh, "x-popnode-last"), &last) || base != m->base) {
 		finish_later(m, "the mirror's copy changed");
 		return;
 	}

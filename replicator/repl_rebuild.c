@@ -105,25 +105,6 @@ static int64_t now_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static const char *hdr_get(const struct link_hdr *h, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(h[i].name, name) == 0)
-			return h[i].value;
-	return NULL;
-}
-
-static bool parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	return errno == 0 && *end == '\0';
-}
-
 /* ==== judging ============================================================== */
 
 enum repl_verdict repl_judge(const struct repl_self *me, const struct repl_pos *m,
@@ -213,18 +194,18 @@ static void probe_reset(struct probe *p)
 static void probe_response(void *arg, int status, const struct link_hdr *h, size_t n)
 {
 	struct probe *p = arg;
-	const char *gen = hdr_get(h, n, "x-popnode-generation");
+	const char *gen = link_hdr_get(h, n, "x-popnode-generation");
 
 	p->got_headers = true;
 	if (status == 400 || status == 404) {	/* an older peer: nothing to say */
 		p->answered = true;
 		return;
 	}
-	if (status != 200 || !parse_u64(hdr_get(h, n, "x-popnode-applied-seq"), &p->pos.applied))
+	if (status != 200 || !link_hdr_u64(link_hdr_get(h, n, "x-popnode-applied-seq"), &p->pos.applied))
 		return;		/* asked again */
-	if (!parse_u64(hdr_get(h, n, "x-popnode-last-seq"), &p->pos.last))
+	if (!link_hdr_u64(link_hdr_get(h, n, "x-popnode-last-seq"), &p->pos.last))
 		p->pos.last = p->pos.applied;
-	if (!parse_u64(hdr_get(h, n, "x-popnode-dir-watermark"), &p->pos.dir_lseq))
+	if (!link_hdr_u64(link_hdr_get(h, n, "x-popnode-dir-watermark"), &p->pos.dir_lseq))
 		p->pos.dir_lseq = 0;
 	if (gen != NULL && store_generation_check(gen) == STORE_OK)
 		memcpy(p->pos.gen, gen, STORE_GEN_HEX);
@@ -326,13 +307,13 @@ static const struct repl_snap_rx_cbs rx_cbs = {
 static void rs_response(void *arg, int status, const struct link_hdr *h, size_t n)
 {
 	struct repl_gate *g = arg;
-	const char *gen = hdr_get(h, n, "x-popnode-generation");
+	const char *gen = link_hdr_get(h, n, "x-popnode-generation");
 	const char *why = NULL;
 	char msg[96];
 
 	memset(&g->hdr, 0, sizeof(g->hdr));
 	if (status != 200 || gen == NULL || store_generation_check(gen) != STORE_OK ||
-	    !parse_u64(hdr_get(h, n, "x-popnode-snapshot-seq"), &g->hdr.seq)) {
+	    !link_hdr_u64(link_hdr_get(h, n, "x-popnode-snapshot-seq"), &g->hdr.seq)) {
 		snprintf(msg, sizeof(msg), "the mirror answered %d to the snapshot request", status);
 		rebuild_failed(g, msg);
 		return;

@@ -183,25 +183,6 @@ static int64_t now_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static const char *hdr_get(const struct link_hdr *h, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(h[i].name, name) == 0)
-			return h[i].value;
-	return NULL;
-}
-
-static bool parse_u64(const char *s, uint64_t *v)
-{
-	char *end;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	return errno == 0 && *end == '\0';
-}
-
 const char *replicator_state_name(enum repl_state s)
 {
 	switch (s) {
@@ -452,7 +433,7 @@ static void ship_ack(struct shipper *sh, uint64_t seq)
 static void stream_response(void *arg, int status, const struct link_hdr *h, size_t n)
 {
 	struct shipper *sh = arg;
-	const char *e = hdr_get(h, n, "x-popnode-error");
+	const char *e = link_hdr_get(h, n, "x-popnode-error");
 	char why[160];
 
 	if (status != 200) {
@@ -550,17 +531,17 @@ static void open_stream(struct shipper *sh, const char *gen)
 static void pos_response(void *arg, int status, const struct link_hdr *h, size_t n)
 {
 	struct shipper *sh = arg;
-	const char *gen = hdr_get(h, n, "x-popnode-generation");
+	const char *gen = link_hdr_get(h, n, "x-popnode-generation");
 	char why[64];
 
-	if (status != 200 || !parse_u64(hdr_get(h, n, "x-popnode-applied-seq"), &sh->pos_seq)) {
+	if (status != 200 || !link_hdr_u64(link_hdr_get(h, n, "x-popnode-applied-seq"), &sh->pos_seq)) {
 		snprintf(why, sizeof(why), "position: mirror answered %d", status);
 		sh_fail(sh, why);
 		return;
 	}
 	memset(&sh->pos_ans, 0, sizeof(sh->pos_ans));
 	sh->pos_ans.applied = sh->pos_seq;
-	if (!parse_u64(hdr_get(h, n, "x-popnode-last-seq"), &sh->pos_ans.last))
+	if (!link_hdr_u64(link_hdr_get(h, n, "x-popnode-last-seq"), &sh->pos_ans.last))
 		sh->pos_ans.last = sh->pos_seq;
 	if (gen != NULL && store_generation_check(gen) == STORE_OK)
 		memcpy(sh->pos_ans.gen, gen, STORE_GEN_HEX);
@@ -592,7 +573,7 @@ static void snap_fill(struct shipper *sh)
 static void snap_response(void *arg, int status, const struct link_hdr *h, size_t n)
 {
 	struct shipper *sh = arg;
-	const char *e = hdr_get(h, n, "x-popnode-error");
+	const char *e = link_hdr_get(h, n, "x-popnode-error");
 	char why[160];
 
 	if (status != 200) {
@@ -875,7 +856,7 @@ static void drop_response(void *arg, int status, const struct link_hdr *h, size_
 	struct shipper *sh = arg;
 
 	log_info("repl.mirror_drop_answer", "mirror=%s status=%d error=\"%s\"", sh->peer, status,
-		 status == 204 ? "-" : hdr_get(h, n, "x-popnode-error") ? hdr_get(h, n, "x-popnode-error")
+		 status == 204 ? "-" : link_hdr_get(h, n, "x-popnode-error") ? link_hdr_get(h, n, "x-popnode-error")
 									 : "-");
 }
 
@@ -1533,13 +1514,13 @@ static void serve_stream(void *arg, struct link_stream *s, const struct link_req
 	struct mirror_of *mo;
 	uint64_t from;
 	const char *why = NULL;
-	const char *gen = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-generation");
+	const char *gen = link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-generation");
 	char v[24];
 	struct link_hdr h = { "x-popnode-applied-seq", v };
 
 	if (strcmp(req->method, "POST") != 0 ||
-	    (mo = req_origin(r, req, hdr_get(req->hdrs, req->n_hdrs, "x-popnode-origin"))) == NULL ||
-	    !parse_u64(hdr_get(req->hdrs, req->n_hdrs, "x-popnode-from-seq"), &from)) {
+	    (mo = req_origin(r, req, link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-origin"))) == NULL ||
+	    !link_hdr_u64(link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-from-seq"), &from)) {
 		answer(s, 400, "expected x-popnode-origin (the sender) and x-popnode-from-seq");
 		return;
 	}
@@ -1753,23 +1734,23 @@ static uint64_t merged_seq_hdr(const struct link_request *req)
 {
 	uint64_t v;
 
-	return parse_u64(hdr_get(req->hdrs, req->n_hdrs, "x-popnode-merged-seq"), &v) ? v : 0;
+	return link_hdr_u64(link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-merged-seq"), &v) ? v : 0;
 }
 
 /* POST: the origin pushes a snapshot of its store. */
 static void snapshot_push(struct replicator *r, struct link_stream *s,
 			  const struct link_request *req)
 {
-	const char *gen = hdr_get(req->hdrs, req->n_hdrs, "x-popnode-generation");
+	const char *gen = link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-generation");
 	struct store_snap_info hdr;
 	struct mirror_of *mo;
 	char dir[CONFIG_PATH_MAX + 96];
 	const char *why = NULL;
 
 	memset(&hdr, 0, sizeof(hdr));
-	if ((mo = req_origin(r, req, hdr_get(req->hdrs, req->n_hdrs, "x-popnode-origin"))) == NULL ||
+	if ((mo = req_origin(r, req, link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-origin"))) == NULL ||
 	    gen == NULL || store_generation_check(gen) != STORE_OK ||
-	    !parse_u64(hdr_get(req->hdrs, req->n_hdrs, "x-popnode-snapshot-seq"), &hdr.seq)) {
+	    !link_hdr_u64(link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-snapshot-seq"), &hdr.seq)) {
 		answer(s, 400, "expected x-popnode-origin (the sender), x-popnode-generation and "
 			       "x-popnode-snapshot-seq");
 		return;
@@ -1927,7 +1908,7 @@ static void serve_drop(void *arg, struct link_stream *s, const struct link_reque
 	char dir[CONFIG_PATH_MAX + 80];
 
 	if (strcmp(req->method, "POST") != 0 ||
-	    (mo = req_origin(r, req, hdr_get(req->hdrs, req->n_hdrs, "x-popnode-origin"))) == NULL) {
+	    (mo = req_origin(r, req, link_hdr_get(req->hdrs, req->n_hdrs, "x-popnode-origin"))) == NULL) {
 		answer(s, 400, "expected POST with x-popnode-origin (the sender)");
 		return;
 	}
