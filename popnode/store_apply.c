@@ -51,34 +51,8 @@ struct store_apply {
 	void *arg;
 };
 
-static size_t applied_key(char buf[APPLIED_KEY_MAX], const char *origin, size_t origin_len)
-{
-	size_t plen = sizeof(META_APPLIED_PREFIX) - 1;
 
-	memcpy(buf, META_APPLIED_PREFIX, plen);
-	memcpy(buf + plen, origin, origin_len);
-	return plen + origin_len;
-}
 
-/* A meta counter, 0 when absent. */
-static int meta_u64(struct store *st, MDB_txn *txn, const char *key, size_t klen,
-		    uint64_t *v_r)
-{
-	int err = store_meta_get_u64(st, txn, key, klen, v_r);
-
-	return err == STORE_NOTFOUND ? STORE_OK : err;
-}
-
-/* Raise a meta counter to at least v. */
-static int meta_raise(struct store *st, MDB_txn *txn, const char *key, uint64_t v, size_t width)
-{
-	uint64_t cur;
-	int err = meta_u64(st, txn, key, strlen(key), &cur);
-
-	if (err != STORE_OK || cur >= v)
-		return err;
-	return store_meta_put(st, txn, key, strlen(key), v, width);
-}
 
 /* A missing or already present record means the state does not fit. */
 static int fit(int err)
@@ -86,20 +60,6 @@ static int fit(int err)
 	return err == STORE_NOTFOUND || err == STORE_EXISTS ? STORE_INVAL : err;
 }
 
-/* A payload that is a name of 1..max-1 bytes without NUL, copied to buf. */
-static int payload_name(const struct store_change *c, size_t off, char *buf, size_t max)
-{
-	size_t len;
-
-	if (c->data_len <= off)
-		return STORE_INVAL;
-	len = c->data_len - off;
-	if (len >= max || memchr((const uint8_t *)c->data + off, 0, len) != NULL)
-		return STORE_INVAL;
-	memcpy(buf, (const uint8_t *)c->data + off, len);
-	buf[len] = '\0';
-	return STORE_OK;
-}
 
 static int load_user(struct store *st, MDB_txn *txn, uint32_t userid, struct store_user *u_r)
 {
@@ -172,26 +132,6 @@ static int sub_put(struct store *st, MDB_txn *txn, uint32_t userid, const char *
 
 /* ---- users ---------------------------------------------------------------------- */
 
-/* USER_ADD, USER_UPDATE payload: name_len u8, name, user record. */
-static int user_payload(const struct store_change *c, struct store_user *u_r)
-{
-	const uint8_t *p = c->data;
-	MDB_val k, v;
-	size_t nl;
-
-	if (c->data_len < 1)
-		return STORE_INVAL;
-	nl = p[0];
-	if (nl == 0 || nl >= STORE_NAME_MAX || c->data_len < 1 + nl || memchr(p + 1, 0, nl))
-		return STORE_INVAL;
-	k.mv_size = nl;
-	k.mv_data = (void *)(p + 1);
-	v.mv_size = c->data_len - 1 - nl;
-	v.mv_data = (void *)(p + 1 + nl);
-	if (user_rec_decode(&k, &v, u_r) != STORE_OK || u_r->id != c->userid || u_r->id == 0)
-		return STORE_INVAL;
-	return STORE_OK;
-}
 
 static int apply_user_add(struct store *st, MDB_txn *txn, const struct store_change *c)
 {
@@ -200,7 +140,7 @@ static int apply_user_add(struct store *st, MDB_txn *txn, const struct store_cha
 	size_t i;
 	int err;
 
-	if ((err = user_payload(c, &u)) != STORE_OK)
+	if ((err = store_ch_user(c, &u)) != STORE_OK)
 		return err;
 	err = store_load_user(st, txn, u.name, &old);
 	if (err != STORE_NOTFOUND)
@@ -218,7 +158,7 @@ static int apply_user_add(struct store *st, MDB_txn *txn, const struct store_cha
 		if ((err = sub_put(st, txn, u.id, default_subs[i])) != STORE_OK)
 			return err;
 	}
-	return meta_raise(st, txn, META_NEXT_USERID, (uint64_t)u.id + 1, 4);
+	return store_meta_raise(st, txn, META_NEXT_USERID, (uint64_t)u.id + 1, 4);
 }
 
 static int apply_user_update(struct store *st, MDB_txn *txn, const struct store_change *c)
@@ -226,7 +166,7 @@ static int apply_user_update(struct store *st, MDB_txn *txn, const struct store_
 	struct store_user in, u;
 	int err;
 
-	if ((err = user_payload(c, &in)) != STORE_OK)
+	if ((err = store_ch_user(c, &in)) != STORE_OK)
 		return err;
 	if ((err = fit(store_load_user(st, txn, in.name, &u))) != STORE_OK)
 		return err;
@@ -275,7 +215,7 @@ static int apply_user_del(struct store *st, MDB_txn *txn, struct store_op *op,
 	size_t i;
 	int err;
 
-	if ((err = payload_name(c, 0, name, sizeof(name))) != STORE_OK ||
+	if ((err = store_ch_name(c, 0, name, sizeof(name))) != STORE_OK ||
 	    (err = fit(store_load_user(st, txn, name, &u))) != STORE_OK)
 		return err;
 	if (u.id != c->userid)
@@ -298,17 +238,6 @@ static int apply_user_del(struct store *st, MDB_txn *txn, struct store_op *op,
 
 /* ---- mailboxes ------------------------------------------------------------------- */
 
-static int mbox_payload(const struct store_change *c, struct store_mailbox *mb_r)
-{
-	MDB_val v = { .mv_size = c->data_len, .mv_data = (void *)c->data };
-
-	if (mbox_rec_decode(&v, mb_r) != STORE_OK || mb_r->id != c->mboxid || mb_r->id == 0 ||
-	    strlen(mb_r->name) != be16_get((const uint8_t *)c->data + 41) ||
-	    store_mailbox_name_check(mb_r->name) != STORE_OK ||
-	    strcmp(store_mbox_canon(mb_r->name), mb_r->name) != 0)
-		return STORE_INVAL;
-	return STORE_OK;
-}
 
 static int apply_mbox_add(struct store *st, MDB_txn *txn, struct store_op *op,
 			  const struct store_change *c)
@@ -317,7 +246,7 @@ static int apply_mbox_add(struct store *st, MDB_txn *txn, struct store_op *op,
 	struct store_user u;
 	int err;
 
-	if ((err = mbox_payload(c, &mb)) != STORE_OK ||
+	if ((err = store_ch_mbox(c, &mb)) != STORE_OK ||
 	    (err = load_user(st, txn, c->userid, &u)) != STORE_OK)
 		return err;
 	err = store_load_mbox_id(st, txn, c->userid, mb.id, &old);
@@ -329,8 +258,8 @@ static int apply_mbox_add(struct store *st, MDB_txn *txn, struct store_op *op,
 	mb.bytes = 0;
 	mb.unseen = 0;
 	if ((err = store_mbox_put(st, txn, c->userid, &mb, 0)) != STORE_OK ||
-	    (err = meta_raise(st, txn, META_NEXT_MBOXID, (uint64_t)mb.id + 1, 4)) != STORE_OK ||
-	    (err = meta_raise(st, txn, META_UIDVALIDITY, mb.uidvalidity, 4)) != STORE_OK)
+	    (err = store_meta_raise(st, txn, META_NEXT_MBOXID, (uint64_t)mb.id + 1, 4)) != STORE_OK ||
+	    (err = store_meta_raise(st, txn, META_UIDVALIDITY, mb.uidvalidity, 4)) != STORE_OK)
 		return err;
 	store_touch(op, c->userid, mb.id);
 	return STORE_OK;
@@ -367,7 +296,7 @@ static int apply_mbox_del(struct store *st, MDB_txn *txn, struct store_op *op,
 	uint8_t pk[MBOX_KEY_LEN];
 	int err;
 
-	if ((err = payload_name(c, 0, name, sizeof(name))) != STORE_OK ||
+	if ((err = store_ch_name(c, 0, name, sizeof(name))) != STORE_OK ||
 	    (err = load_mbox_user(st, txn, c, &mb, &u)) != STORE_OK)
 		return err;
 	if (strcmp(mb.name, name) != 0 || strcmp(name, "INBOX") == 0)
@@ -397,7 +326,7 @@ static int apply_mbox_rename(struct store *st, MDB_txn *txn, struct store_op *op
 	struct store_mailbox in, mb;
 	int err;
 
-	if ((err = mbox_payload(c, &in)) != STORE_OK ||
+	if ((err = store_ch_mbox(c, &in)) != STORE_OK ||
 	    (err = fit(store_load_mbox_id(st, txn, c->userid, c->mboxid, &mb))) != STORE_OK)
 		return err;
 	if (mb.uidvalidity != in.uidvalidity || strcmp(mb.name, "INBOX") == 0 ||
@@ -425,7 +354,7 @@ static int apply_subscribe(struct store *st, MDB_txn *txn, const struct store_ch
 	if (c->data_len < 1 || *(const uint8_t *)c->data > 1)
 		return STORE_INVAL;
 	on = *(const uint8_t *)c->data == 1;
-	if ((err = payload_name(c, 1, name, sizeof(name))) != STORE_OK ||
+	if ((err = store_ch_name(c, 1, name, sizeof(name))) != STORE_OK ||
 	    store_mailbox_name_check(name) != STORE_OK ||
 	    strcmp(store_mbox_canon(name), name) != 0)
 		return STORE_INVAL;
@@ -449,7 +378,7 @@ static int apply_keyword_add(struct store *st, MDB_txn *txn, const struct store_
 	size_t len;
 	int err;
 
-	if ((err = payload_name(c, 0, name, sizeof(name))) != STORE_OK ||
+	if ((err = store_ch_name(c, 0, name, sizeof(name))) != STORE_OK ||
 	    store_keyword_check(name) != STORE_OK)
 		return STORE_INVAL;
 	if ((err = fit(store_load_mbox_id(st, txn, c->userid, c->mboxid, &mb))) != STORE_OK)
@@ -473,44 +402,7 @@ static int apply_keyword_add(struct store *st, MDB_txn *txn, const struct store_
 
 /* ---- messages ---------------------------------------------------------------------- */
 
-static int msg_payload(const struct store_change *c, struct store_msg *m_r, size_t *prefix_len_r)
-{
-	MDB_val v = { .mv_size = c->data_len, .mv_data = (void *)c->data };
 
-	if (msg_rec_decode(&v, m_r, NULL, prefix_len_r) != STORE_OK || c->uid == 0 ||
-	    c->uid == UINT32_MAX || (m_r->flags & ~(uint32_t)STORE_F_MASK) != 0 ||
-	    m_r->size < *prefix_len_r || m_r->modseq == 0)
-		return STORE_INVAL;
-	m_r->uid = c->uid;
-	return STORE_OK;
-}
-
-/* The body r brings, or the one the store holds, fits the record's hash
- * and length.  STORE_NOTFOUND: no body given and none held. */
-static int check_body(struct store *st, MDB_txn *txn, const struct store_apply_rec *r,
-		      const struct store_msg *m, uint64_t body_len)
-{
-	MDB_val k = { .mv_size = STORE_BODY_HASH_LEN, .mv_data = (void *)m->hash }, v;
-	uint8_t hash[STORE_BODY_HASH_LEN];
-	int rc;
-
-	if (r->body != NULL) {
-		if (r->body_len != body_len)
-			return STORE_INVAL;
-		if (store_sha256(r->body, r->body_len, hash) < 0)
-			return STORE_IO;
-		if (memcmp(hash, m->hash, sizeof(hash)) != 0)
-			return STORE_INVAL;
-	}
-	rc = mdb_get(txn, st->dbi[DBI_BODYREFS], &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return r->body != NULL ? STORE_OK : STORE_NOTFOUND;
-	if (rc != 0)
-		return store_mdb_err(rc);
-	if (v.mv_size != BODYREF_REC_LEN || *(const uint8_t *)v.mv_data != STORE_REC_V1)
-		return STORE_IO;
-	return be64_get((const uint8_t *)v.mv_data + 9) == body_len ? STORE_OK : STORE_INVAL;
-}
 
 static int apply_msg_add(struct store *st, MDB_txn *txn, struct store_op *op,
 			 const struct store_apply_rec *r)
@@ -524,11 +416,11 @@ static int apply_msg_add(struct store *st, MDB_txn *txn, struct store_op *op,
 	uint64_t body_len;
 	int err;
 
-	if ((err = msg_payload(c, &m, &prefix_len)) != STORE_OK ||
+	if ((err = store_ch_msg(c, &m, &prefix_len)) != STORE_OK ||
 	    (err = load_mbox_user(st, txn, c, &mb, &u)) != STORE_OK)
 		return err;
 	body_len = m.size - prefix_len;
-	err = check_body(st, txn, r, &m, body_len);
+	err = store_ch_check_body(st, txn, r, &m, body_len);
 	if (err == STORE_NOTFOUND && r->body_gone) {
 		/* a placeholder: the UID is used, the message never seen */
 		if (mb.uidnext <= m.uid)
@@ -724,12 +616,12 @@ int store_op_apply(struct store *st, MDB_txn *txn, struct store_op *op)
 	struct store_apply *a = op->u.apply;
 	size_t olen = strlen(a->origin), i;
 	char ak[APPLIED_KEY_MAX], sk[META_KEY_MAX];
-	size_t aklen = applied_key(ak, a->origin, olen);
+	size_t aklen = store_applied_key(ak, a->origin, olen);
 	uint64_t applied, last;
 	int err;
 
-	if ((err = meta_u64(st, txn, ak, aklen, &applied)) != STORE_OK ||
-	    (err = meta_u64(st, txn, sk, meta_seq_key(sk, a->origin, olen), &last)) != STORE_OK)
+	if ((err = store_meta_u64_or0(st, txn, ak, aklen, &applied)) != STORE_OK ||
+	    (err = store_meta_u64_or0(st, txn, sk, meta_seq_key(sk, a->origin, olen), &last)) != STORE_OK)
 		return err;
 	/* a gap, a batch sent again, or records of origin written here by
 	 * something other than this function */
@@ -864,7 +756,7 @@ uint64_t store_applied_seq(struct store *st, const char *origin)
 		return 0;
 	if (store_rd_begin(st, &txn) != STORE_OK)
 		return 0;
-	if (meta_u64(st, txn, key, applied_key(key, origin, origin_len), &v) != STORE_OK)
+	if (store_meta_u64_or0(st, txn, key, store_applied_key(key, origin, origin_len), &v) != STORE_OK)
 		v = 0;
 	mdb_txn_abort(txn);
 	return v;

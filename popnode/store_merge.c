@@ -205,34 +205,8 @@ static int mdel(struct store *st, MDB_txn *txn, const struct mkey *k)
 	return rc == MDB_NOTFOUND ? STORE_OK : store_mdb_err(rc);
 }
 
-/* A meta counter, 0 when absent. */
-static int meta_u64(struct store *st, MDB_txn *txn, const char *key, size_t klen,
-		    uint64_t *v_r)
-{
-	int err = store_meta_get_u64(st, txn, key, klen, v_r);
 
-	return err == STORE_NOTFOUND ? STORE_OK : err;
-}
 
-/* Raise a meta counter to at least v. */
-static int meta_raise(struct store *st, MDB_txn *txn, const char *key, uint64_t v, size_t width)
-{
-	uint64_t cur;
-	int err = meta_u64(st, txn, key, strlen(key), &cur);
-
-	if (err != STORE_OK || cur >= v)
-		return err;
-	return store_meta_put(st, txn, key, strlen(key), v, width);
-}
-
-static size_t applied_key(char buf[APPLIED_KEY_MAX], const char *origin, size_t origin_len)
-{
-	size_t plen = sizeof(META_APPLIED_PREFIX) - 1;
-
-	memcpy(buf, META_APPLIED_PREFIX, plen);
-	memcpy(buf + plen, origin, origin_len);
-	return plen + origin_len;
-}
 
 /* A POP id as the control socket takes it: 1-63 of A-Z a-z 0-9 . _ -,
  * so never a '/' that would make one mirror's keys another's prefix. */
@@ -265,92 +239,10 @@ static size_t merge_prefix(uint8_t buf[MKEY_MAX], const char *mirror)
 
 /* ---- payloads (as store_apply.c checks them) ----------------------------- */
 
-/* A payload that is a name of 1..max-1 bytes without NUL, copied to buf. */
-static int payload_name(const struct store_change *c, size_t off, char *buf, size_t max)
-{
-	size_t len;
 
-	if (c->data_len <= off)
-		return STORE_INVAL;
-	len = c->data_len - off;
-	if (len >= max || memchr((const uint8_t *)c->data + off, 0, len) != NULL)
-		return STORE_INVAL;
-	memcpy(buf, (const uint8_t *)c->data + off, len);
-	buf[len] = '\0';
-	return STORE_OK;
-}
 
-/* USER_ADD, USER_UPDATE: name_len u8, name, user record. */
-static int user_payload(const struct store_change *c, struct store_user *u_r)
-{
-	const uint8_t *p = c->data;
-	MDB_val k, v;
-	size_t nl;
 
-	if (c->data_len < 1)
-		return STORE_INVAL;
-	nl = p[0];
-	if (nl == 0 || nl >= STORE_NAME_MAX || c->data_len < 1 + nl || memchr(p + 1, 0, nl))
-		return STORE_INVAL;
-	k.mv_size = nl;
-	k.mv_data = (void *)(p + 1);
-	v.mv_size = c->data_len - 1 - nl;
-	v.mv_data = (void *)(p + 1 + nl);
-	if (user_rec_decode(&k, &v, u_r) != STORE_OK || u_r->id != c->userid || u_r->id == 0)
-		return STORE_INVAL;
-	return STORE_OK;
-}
 
-static int mbox_payload(const struct store_change *c, struct store_mailbox *mb_r)
-{
-	MDB_val v = { .mv_size = c->data_len, .mv_data = (void *)c->data };
-
-	if (mbox_rec_decode(&v, mb_r) != STORE_OK || mb_r->id != c->mboxid || mb_r->id == 0 ||
-	    strlen(mb_r->name) != be16_get((const uint8_t *)c->data + 41) ||
-	    store_mailbox_name_check(mb_r->name) != STORE_OK ||
-	    strcmp(store_mbox_canon(mb_r->name), mb_r->name) != 0)
-		return STORE_INVAL;
-	return STORE_OK;
-}
-
-static int msg_payload(const struct store_change *c, struct store_msg *m_r, size_t *prefix_len_r)
-{
-	MDB_val v = { .mv_size = c->data_len, .mv_data = (void *)c->data };
-
-	if (msg_rec_decode(&v, m_r, NULL, prefix_len_r) != STORE_OK || c->uid == 0 ||
-	    c->uid == UINT32_MAX || (m_r->flags & ~(uint32_t)STORE_F_MASK) != 0 ||
-	    m_r->size < *prefix_len_r || m_r->modseq == 0)
-		return STORE_INVAL;
-	m_r->uid = c->uid;
-	return STORE_OK;
-}
-
-/* The body r brings, or the one the store holds, fits the record's hash
- * and length.  STORE_NOTFOUND: no body given and none held. */
-static int check_body(struct store *st, MDB_txn *txn, const struct store_apply_rec *r,
-		      const struct store_msg *m, uint64_t body_len)
-{
-	MDB_val k = { .mv_size = STORE_BODY_HASH_LEN, .mv_data = (void *)m->hash }, v;
-	uint8_t hash[STORE_BODY_HASH_LEN];
-	int rc;
-
-	if (r->body != NULL) {
-		if (r->body_len != body_len)
-			return STORE_INVAL;
-		if (store_sha256(r->body, r->body_len, hash) < 0)
-			return STORE_IO;
-		if (memcmp(hash, m->hash, sizeof(hash)) != 0)
-			return STORE_INVAL;
-	}
-	rc = mdb_get(txn, st->dbi[DBI_BODYREFS], &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return r->body != NULL ? STORE_OK : STORE_NOTFOUND;
-	if (rc != 0)
-		return store_mdb_err(rc);
-	if (v.mv_size != BODYREF_REC_LEN || *(const uint8_t *)v.mv_data != STORE_REC_V1)
-		return STORE_IO;
-	return be64_get((const uint8_t *)v.mv_data + 9) == body_len ? STORE_OK : STORE_INVAL;
-}
 
 /* ---- the pure rules ------------------------------------------------------ */
 
@@ -1081,9 +973,9 @@ static int merge_msg_add(struct store *st, MDB_txn *txn, struct store_op *op,
 	bool have, body_ok, move = false;
 	int err;
 
-	if ((err = msg_payload(c, &m, &prefix_len)) != STORE_OK)
+	if ((err = store_ch_msg(c, &m, &prefix_len)) != STORE_OK)
 		return err;
-	err = check_body(st, txn, r, &m, m.size - prefix_len);
+	err = store_ch_check_body(st, txn, r, &m, m.size - prefix_len);
 	if (err != STORE_OK && err != STORE_NOTFOUND)
 		return err;
 	if (err == STORE_NOTFOUND && !r->body_gone)
@@ -1338,12 +1230,12 @@ static int adopt_mbox(struct store *st, MDB_txn *txn, struct store_op *op,
 	int err;
 
 	strcpy(mb.name, in->name);
-	if ((err = meta_u64(st, txn, META_NEXT_MBOXID, strlen(META_NEXT_MBOXID), &next)) !=
+	if ((err = store_meta_u64_or0(st, txn, META_NEXT_MBOXID, strlen(META_NEXT_MBOXID), &next)) !=
 	    STORE_OK)
 		return err;
 	if (in->id >= next && in->id < UINT32_MAX) {
 		mb.id = in->id;	/* never given here: the mirror's id stays */
-		err = meta_raise(st, txn, META_NEXT_MBOXID, (uint64_t)in->id + 1, 4);
+		err = store_meta_raise(st, txn, META_NEXT_MBOXID, (uint64_t)in->id + 1, 4);
 	} else {
 		err = store_next_id(st, txn, META_NEXT_MBOXID, &mb.id);
 	}
@@ -1352,7 +1244,7 @@ static int adopt_mbox(struct store *st, MDB_txn *txn, struct store_op *op,
 	if (!uidvalidity_ok(x, userid, in->name, in->uidvalidity))
 		err = store_next_uidvalidity(st, txn, &mb.uidvalidity);
 	else
-		err = meta_raise(st, txn, META_UIDVALIDITY, in->uidvalidity, 4);
+		err = store_meta_raise(st, txn, META_UIDVALIDITY, in->uidvalidity, 4);
 	if (err != STORE_OK)
 		return err;
 	if ((nklen = mboxname_key(nk, userid, mb.name)) == 0)
@@ -1378,7 +1270,7 @@ static int merge_mbox_add(struct store *st, MDB_txn *txn, struct store_op *op,
 	bool have;
 	int err;
 
-	if ((err = mbox_payload(c, &in)) != STORE_OK ||
+	if ((err = store_ch_mbox(c, &in)) != STORE_OK ||
 	    (err = user_map(st, txn, x, c->userid, &u, &have)) != STORE_OK)
 		return err;
 	if (!have) {
@@ -1457,7 +1349,7 @@ static int merge_mbox_rename(struct store *st, MDB_txn *txn, struct store_op *op
 	bool have;
 	int err;
 
-	if ((err = mbox_payload(c, &in)) != STORE_OK ||
+	if ((err = store_ch_mbox(c, &in)) != STORE_OK ||
 	    (err = user_map(st, txn, x, c->userid, &u, &have)) != STORE_OK)
 		return err;
 	if (!have) {
@@ -1607,7 +1499,7 @@ static int merge_mbox_del(struct store *st, MDB_txn *txn, struct store_op *op,
 	bool have, changed = false;
 	int err;
 
-	if ((err = payload_name(c, 0, name, sizeof(name))) != STORE_OK ||
+	if ((err = store_ch_name(c, 0, name, sizeof(name))) != STORE_OK ||
 	    (err = user_map(st, txn, x, c->userid, &u, &have)) != STORE_OK)
 		return err;
 	if (!have) {
@@ -1661,7 +1553,7 @@ static int merge_subscribe(struct store *st, MDB_txn *txn, struct store_merge *x
 
 	if (c->data_len < 1 || (on = *(const uint8_t *)c->data) > 1)
 		return STORE_INVAL;
-	if ((err = payload_name(c, 1, name, sizeof(name))) != STORE_OK ||
+	if ((err = store_ch_name(c, 1, name, sizeof(name))) != STORE_OK ||
 	    store_mailbox_name_check(name) != STORE_OK ||
 	    strcmp(store_mbox_canon(name), name) != 0)
 		return STORE_INVAL;
@@ -1706,7 +1598,7 @@ static int merge_keyword_add(struct store *st, MDB_txn *txn, struct store_merge 
 	bool have;
 	int err;
 
-	if (payload_name(c, 0, name, sizeof(name)) != STORE_OK ||
+	if (store_ch_name(c, 0, name, sizeof(name)) != STORE_OK ||
 	    store_keyword_check(name) != STORE_OK || c->uid >= STORE_KEYWORDS_MAX)
 		return STORE_INVAL;
 	if ((err = user_map(st, txn, x, c->userid, &u, &have)) != STORE_OK)
@@ -1749,7 +1641,7 @@ static int merge_user_add(struct store *st, MDB_txn *txn, struct store_merge *x,
 	struct mkey k;
 	int err;
 
-	if ((err = user_payload(c, &in)) != STORE_OK)
+	if ((err = store_ch_user(c, &in)) != STORE_OK)
 		return err;
 	err = store_load_user(st, txn, in.name, &u);
 	if (err != STORE_OK && err != STORE_NOTFOUND)
@@ -1773,9 +1665,9 @@ static int merge_rec(struct store *st, MDB_txn *txn, struct store_op *op, struct
 	case STORE_CH_USER_ADD:
 		return merge_user_add(st, txn, x, c);
 	case STORE_CH_USER_UPDATE:	/* the directory is synced apart */
-		return user_payload(c, &u);
+		return store_ch_user(c, &u);
 	case STORE_CH_USER_DEL:
-		return payload_name(c, 0, name, sizeof(name));
+		return store_ch_name(c, 0, name, sizeof(name));
 	case STORE_CH_MAILBOX_ADD:
 		return merge_mbox_add(st, txn, op, x, c);
 	case STORE_CH_MAILBOX_DEL:
@@ -1885,9 +1777,9 @@ static int start_ok(struct store *st, MDB_txn *txn, uint64_t base, uint64_t *hom
 	uint64_t applied;
 	int err;
 
-	if ((err = meta_u64(st, txn, ak, applied_key(ak, st->origin, st->origin_len),
+	if ((err = store_meta_u64_or0(st, txn, ak, store_applied_key(ak, st->origin, st->origin_len),
 			    &applied)) != STORE_OK ||
-	    (err = meta_u64(st, txn, sk, meta_seq_key(sk, st->origin, st->origin_len),
+	    (err = store_meta_u64_or0(st, txn, sk, meta_seq_key(sk, st->origin, st->origin_len),
 			    home_last_r)) != STORE_OK)
 		return err;
 	return applied != 0 || base > *home_last_r ? STORE_INVAL : STORE_OK;
@@ -1941,7 +1833,7 @@ static int recs_run(struct store *st, MDB_txn *txn, struct store_op *op,
 		s.last = call_last;	/* past what was declared: extents cover it */
 	x->home_base = s.base;
 	x->span = s.last - s.base;
-	if ((err = meta_u64(st, txn, sk, sklen, &last)) != STORE_OK)
+	if ((err = store_meta_u64_or0(st, txn, sk, sklen, &last)) != STORE_OK)
 		return err;
 	first = last + 1;
 	if ((err = home_changes_load(st, txn, x)) != STORE_OK ||
@@ -1956,7 +1848,7 @@ static int recs_run(struct store *st, MDB_txn *txn, struct store_op *op,
 		}
 	}
 	if ((err = horizons_save(st, txn, x)) != STORE_OK ||
-	    (err = meta_u64(st, txn, sk, sklen, &last)) != STORE_OK)
+	    (err = store_meta_u64_or0(st, txn, sk, sklen, &last)) != STORE_OK)
 		return err;
 	if (last >= first) {
 		/* what this call wrote is not "the home's own change" later */

@@ -584,4 +584,23 @@ void store_keepalive_cb(evutil_socket_t fd, short what, void *arg);
 /* After the writer is joined: run every remaining completion here. */
 void store_drain_completions(struct store *st);
 
+/* store_change.c: shared by store_apply.c, store_merge.c, store_snapshot.c. */
+/* A meta counter, 0 when absent. */
+int store_meta_u64_or0(struct store *st, MDB_txn *txn, const char *key, size_t klen,
+		       uint64_t *v_r);
+/* Raise a meta counter to at least v (width bytes). */
+int store_meta_raise(struct store *st, MDB_txn *txn, const char *key, uint64_t v, size_t width);
+/* "applied/" origin into buf; its length. */
+size_t store_applied_key(char buf[APPLIED_KEY_MAX], const char *origin, size_t origin_len);
+/* Changelog payloads (docs/store.md "Changelog"), strictly: STORE_OK or
+ * STORE_INVAL.  A name of 1..max-1 bytes from offset off; USER_ADD /
+ * USER_UPDATE; a mailbox record; a MSG_ADD's message record. */
+int store_ch_name(const struct store_change *c, size_t off, char *buf, size_t max);
+int store_ch_user(const struct store_change *c, struct store_user *u_r);
+int store_ch_mbox(const struct store_change *c, struct store_mailbox *mb_r);
+int store_ch_msg(const struct store_change *c, struct store_msg *m_r, size_t *prefix_len_r);
+/* A MSG_ADD's body as given (or held, if not given) fits the message. */
+int store_ch_check_body(struct store *st, MDB_txn *txn, const struct store_apply_rec *r,
+			const struct store_msg *m, uint64_t body_len);
+
 #endif

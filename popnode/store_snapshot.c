@@ -46,24 +46,7 @@ static bool origin_ok(const char *origin, size_t *len_r)
 	return len > 0 && len < STORE_POP_MAX;
 }
 
-/* A meta counter, 0 when absent. */
-static int meta_u64(struct store *st, MDB_txn *txn, const char *key, size_t klen, uint64_t *v_r)
-{
-	int err = store_meta_get_u64(st, txn, key, klen, v_r);
 
-	return err == STORE_NOTFOUND ? STORE_OK : err;
-}
-
-/* Raise a meta counter to at least v. */
-static int meta_raise(struct store *st, MDB_txn *txn, const char *key, uint64_t v, size_t width)
-{
-	uint64_t cur;
-	int err = meta_u64(st, txn, key, strlen(key), &cur);
-
-	if (err != STORE_OK || cur >= v)
-		return err;
-	return store_meta_put(st, txn, key, strlen(key), v, width);
-}
 
 /* An OP_FN op with ctx, whose callback (done) frees ctx. */
 static void submit_fn(struct store *st, int (*fn)(struct store *, MDB_txn *, struct store_op *),
@@ -199,7 +182,7 @@ uint64_t store_changelog_trimmed(struct store *st, const char *origin)
 
 	if (!origin_ok(origin, &olen) || store_rd_begin(st, &txn) != STORE_OK)
 		return 0;
-	if (meta_u64(st, txn, key, prefixed_key(key, META_TRIMMED_PREFIX, origin, olen), &v) !=
+	if (store_meta_u64_or0(st, txn, key, prefixed_key(key, META_TRIMMED_PREFIX, origin, olen), &v) !=
 	    STORE_OK)
 		v = 0;
 	mdb_txn_abort(txn);
@@ -225,8 +208,8 @@ static int op_trim(struct store *st, MDB_txn *txn, struct store_op *op)
 	MDB_val k = { .mv_data = kb };
 	int err, rc;
 
-	if ((err = meta_u64(st, txn, tk, tklen, &trimmed)) != STORE_OK ||
-	    (err = meta_u64(st, txn, sk, meta_seq_key(sk, t->origin, olen), &last)) != STORE_OK)
+	if ((err = store_meta_u64_or0(st, txn, tk, tklen, &trimmed)) != STORE_OK ||
+	    (err = store_meta_u64_or0(st, txn, sk, meta_seq_key(sk, t->origin, olen), &last)) != STORE_OK)
 		return err;
 	upto = t->upto < last ? t->upto : last;
 	t->trimmed = trimmed;
@@ -313,19 +296,19 @@ int store_snap_begin(struct store *st, struct store_snap **sn_r, struct store_sn
 		free(sn);
 		return err;
 	}
-	err = meta_u64(st, sn->txn, sk, meta_seq_key(sk, st->origin, st->origin_len), &info_r->seq);
+	err = store_meta_u64_or0(st, sn->txn, sk, meta_seq_key(sk, st->origin, st->origin_len), &info_r->seq);
 	if (err == STORE_OK) {
 		err = gen_get(st, sn->txn, info_r->generation);
 		if (err == STORE_NOTFOUND)
 			err = STORE_OK;
 	}
-	if (err == STORE_OK && (err = meta_u64(st, sn->txn, META_NEXT_USERID,
+	if (err == STORE_OK && (err = store_meta_u64_or0(st, sn->txn, META_NEXT_USERID,
 					       strlen(META_NEXT_USERID), &v)) == STORE_OK)
 		info_r->next_userid = (uint32_t)v;
-	if (err == STORE_OK && (err = meta_u64(st, sn->txn, META_NEXT_MBOXID,
+	if (err == STORE_OK && (err = store_meta_u64_or0(st, sn->txn, META_NEXT_MBOXID,
 					       strlen(META_NEXT_MBOXID), &v)) == STORE_OK)
 		info_r->next_mboxid = (uint32_t)v;
-	if (err == STORE_OK && (err = meta_u64(st, sn->txn, META_UIDVALIDITY,
+	if (err == STORE_OK && (err = store_meta_u64_or0(st, sn->txn, META_UIDVALIDITY,
 					       strlen(META_UIDVALIDITY), &v)) == STORE_OK)
 		info_r->uidvalidity = (uint32_t)v;
 	if (err != STORE_OK) {
@@ -823,10 +806,10 @@ static int op_finish(struct store *st, MDB_txn *txn, struct store_op *op)
 	     (err = store_meta_put(st, txn, key, prefixed_key(key, META_APPLIED_PREFIX, st->origin,
 							      st->origin_len), seq, 8)) != STORE_OK) ||
 	    (err = gen_put(st, txn, f->info.generation)) != STORE_OK ||
-	    (err = meta_raise(st, txn, META_NEXT_USERID, f->info.next_userid, 4)) != STORE_OK ||
-	    (err = meta_raise(st, txn, META_NEXT_MBOXID, f->info.next_mboxid, 4)) != STORE_OK ||
-	    (err = meta_raise(st, txn, META_UIDVALIDITY, f->info.uidvalidity, 4)) != STORE_OK ||
-	    (err = meta_raise(st, txn, META_DIR_LSEQ, f->info.dir_lseq, 8)) != STORE_OK)
+	    (err = store_meta_raise(st, txn, META_NEXT_USERID, f->info.next_userid, 4)) != STORE_OK ||
+	    (err = store_meta_raise(st, txn, META_NEXT_MBOXID, f->info.next_mboxid, 4)) != STORE_OK ||
+	    (err = store_meta_raise(st, txn, META_UIDVALIDITY, f->info.uidvalidity, 4)) != STORE_OK ||
+	    (err = store_meta_raise(st, txn, META_DIR_LSEQ, f->info.dir_lseq, 8)) != STORE_OK)
 		return err;
 	return STORE_OK;
 }
