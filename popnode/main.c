@@ -244,6 +244,7 @@ static void commit_observer(double seconds, unsigned ops, void *arg)
 	struct node *n = arg;
 
 	metrics_commit_observe(&n->metrics, seconds, ops);
+	replicator_committed(n);	/* no waiting for the next poll */
 }
 
 int main(int argc, char **argv)

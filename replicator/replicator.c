@@ -73,7 +73,8 @@
 #define STREAM_PATH "/v1/repl/stream"
 #define DROP_PATH "/v1/repl/drop"
 #define TRIM_EVERY_MS 1000		/* trimming, at most this often */
-#define POLL_MS 5			/* look for new changelog records */
+#define POLL_MS 50			/* look for new changelog records (besides
+					 * being woken by every commit) */
 #define RING 1024			/* batches in flight, per mirror */
 #define RECENT 256			/* body hashes remembered per stream */
 #define ACC_MAX (8u << 20)		/* mirror: bytes taken out of the link ahead */
@@ -1010,6 +1011,14 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 		if (r->leaving[s] >= 0 && r->sh[r->leaving[s]].state == REPL_STREAMING)
 			ship_fill(&r->sh[r->leaving[s]]);
 	}
+}
+
+void replicator_committed(struct node *n)
+{
+	struct replicator *r = n->replicator;
+
+	if (r != NULL && !r->stopping && r->poll != NULL)
+		poll_cb(-1, 0, r);
 }
 
 static void mo_install(struct mirror_of *mo);

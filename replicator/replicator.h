@@ -32,6 +32,9 @@ struct evbuffer;
 /* Register the link handlers and start the timers.  0, or -1 (out of
  * memory). */
 int replicator_init(struct node *n);
+/* A group commit of this POP's store is durable: ship its records now
+ * (the store's commit observer calls this). */
+void replicator_committed(struct node *n);
 /* Stop: timers and streams go (before link_free). */
 void replicator_fini(struct node *n);
 /* Close the mirror stores (their last callbacks run) and free the rest;

@@ -344,16 +344,18 @@ def test_uid_conflict_merges_as_documented(three_local):
     wait_verified(pop1)
 
 
-def test_home_killed_under_load_then_its_disk_lost(three):
+def test_home_killed_under_load_then_its_disk_lost(cluster):
     """kill -9 of the home while mail flows (replication_ack mirror, the
     default), then its whole state directory is deleted: every message
     that got a 250 is served by a mirror, a flag set during the failover
     and all of that mail are at the rebuilt home."""
     import threading
-    pop1, pop2, pop3_ = three[1], three[2], three[3]
+    three = cluster(4, extra_for={"pop1": "mirrors pop2 pop3\n"})
+    three.add_user("alice", home="pop1", password="secret")
+    pop1, pop2, pop3_, pop4 = three[1], three[2], three[3], three[4]
     assert deliver(pop1, "alice@example.com", msg("first")) == {}
     wait_caught_up(pop1, ["pop2", "pop3"])
-    wait_mirrorsets([pop2, pop3_], "pop1 pop2 pop3")
+    wait_mirrorsets([pop2, pop3_, pop4], "pop1 pop2 pop3")
     acked, lock, stop = set(), threading.Lock(), threading.Event()
 
     def load(k):
@@ -379,19 +381,19 @@ def test_home_killed_under_load_then_its_disk_lost(three):
     assert len(acked) > 20, len(acked)
     print("acked", len(acked))
     acked.add("first")
-    kill_home(three)
+    kill_home(three, seen_by=(2, 3, 4))
 
-    # served by a mirror: every acknowledged message (pop2 has it, or
+    # clients reach pop4, which holds no copy: served by a mirror: every acknowledged message (pop2 has it, or
     # pop3 does: replication_ack needs one mirror)
-    at_mirror = {s for _, s in uid_bodies(pop3_).values()}
+    at_mirror = {s for _, s in uid_bodies(pop4).values()}
     missing = acked - at_mirror
     if missing:                 # acknowledged by pop3 only: served from there
         pop2.kill9()
-        three.wait_peer_state(3, "pop2", DOWN, timeout=15)
-        assert missing <= {s for _, s in uid_bodies(pop3_).values()}
+        three.wait_peer_state(4, "pop2", DOWN, timeout=15)
+        assert missing <= {s for _, s in uid_bodies(pop4).values()}
         three.restart(2, wait_links=False)
-        three.wait_peer_state(3, "pop2", {"up"}, timeout=30)
-    c = imap_at(pop3_)
+        three.wait_peer_state(4, "pop2", {"up"}, timeout=30)
+    c = imap_at(pop4)
     try:
         c.select("INBOX")
         typ, data = c.search(None, "HEADER", "Subject", "first")
@@ -409,6 +411,8 @@ def test_home_killed_under_load_then_its_disk_lost(three):
     assert ident_of(pop1) == "pop1"
     log1 = pop1.read_log()
     assert "event=repl.rebuilt" in log1
+    # and it is whole again everywhere
+    wait_verified(pop4)
 
 
 def test_repinned_mirrors_old_copy_dropped_after_new_is_filled(cluster):
