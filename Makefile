@@ -96,12 +96,14 @@ integration: all $(INTEG_BINS)
 
 # libFuzzer targets: each fuzz_NAME.c is built with clang against the
 # parser sources listed here, then run for FUZZ_SECONDS from its corpus.
-FUZZ_SECONDS ?= 20
-FUZZ_TARGETS := lmtp pop3 config imap mime dirwire bird repl decode
+FUZZ_SECONDS ?= 15
+FUZZ_TARGETS := lmtp pop3 config imap mime dirwire bird repl decode noc
 FUZZ_lmtp_SRCS := popnode/lmtp_parse.c
 FUZZ_pop3_SRCS := imapproxy/pop3_parse.c
 FUZZ_bird_SRCS := anycast/bird_parse.c
 FUZZ_repl_SRCS := replicator/repl_wire.c
+FUZZ_noc_SRCS := replicator/repl_noc_wire.c popnode/control_proto.c popnode/directory.c
+FUZZ_noc_LIBS := -levent -lcrypt -lcrypto
 FUZZ_config_SRCS := popnode/config.c popnode/log.c anycast/prefix.c
 FUZZ_mime_SRCS := popnode/mime.c imapproxy/imap_body.c
 FUZZ_dirwire_SRCS := popnode/dir_wire.c popnode/directory.c
