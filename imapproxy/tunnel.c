@@ -265,10 +265,13 @@ static void on_response(void *arg, int status, const struct link_hdr *h, size_t 
 			 err ? err : "");
 		if (status == 409)
 			fail(tun, TUNNEL_IN_USE, why);
-		else if (status == 421 || status >= 500)
-			fail(tun, TUNNEL_UNAVAILABLE, why);	/* the next target */
+		else if (tun->cur > 0 && (status == 421 || status >= 500))
+			fail(tun, TUNNEL_UNAVAILABLE, why);	/* the next mirror */
 		else
-			fail(tun, TUNNEL_REFUSED, why);
+			fail(tun, TUNNEL_REFUSED, why);	/* the home itself answered:
+							 * it is up (maybe still
+							 * checking its store), so
+							 * no failover */
 		return;
 	}
 	link_stream_set_timeout(tun->s, 0);
@@ -511,7 +514,10 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *r
 			refuse(n, s, 503, "this mirror holds no copy of the user", user, via);
 			return;
 		}
-		mu.enabled = mu.enabled && u.enabled;
+		if (!mu.enabled) {
+			refuse(n, s, 403, "account disabled", user, via);
+			return;
+		}
 		u = mu;
 		n->metrics.failover_sessions++;
 		log_info("tunnel.failover_serve", "user=%s home=%s via=%s", user, u.home, via ? via : "-");

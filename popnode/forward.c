@@ -877,6 +877,7 @@ static void serve(void *arg, struct link_stream *s, const struct link_request *l
 				return;
 			}
 			snprintf(fi->serving_for, sizeof(fi->serving_for), "%s", fo);
+			fi->reg.store = fi->st;	/* a copy in use: not dropped */
 			log_info("forward.failover_receive", "home=%s via=%s", fo, via_log);
 		}
 	}
@@ -932,6 +933,7 @@ static int local_start(struct forward_req *fr, const char *mail_from,
 	fi->n = n;
 	fi->front = fr;
 	fi->st = failover_store(n, fr->home, false);
+	fi->reg.store = fi->st;
 	snprintf(fi->serving_for, sizeof(fi->serving_for), "%s", fr->home);
 	snprintf(fi->peer, sizeof(fi->peer), "%s", n->cfg->node_id);
 	fi->req = calloc(1, sizeof(*fi->req));

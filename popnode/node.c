@@ -50,9 +50,9 @@ unsigned node_sessions_end_on_store(struct node *n, struct store *st)
 
 	for (s = TAILQ_FIRST(&n->sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
-		if (s->store != st || st == NULL)
+		if (s->store != st || st == NULL || s->end_asked)
 			continue;
-		s->store = NULL;	/* asked once */
+		s->end_asked = true;	/* asked once; still counted until gone */
 		k++;
 		if (s->drain != NULL)
 			s->drain(s->arg);

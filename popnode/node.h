@@ -43,6 +43,7 @@ struct node_session {
 	/* The mirror store this session serves from while the user's home is
 	 * down (docs/failover.md); NULL: the node's own store. */
 	struct store *store;
+	bool end_asked;			/* node_sessions_end_on_store asked it */
 	/* For /status (node_session_describe): who, and which POPs. */
 	char peer[64];			/* the client's address */
 	char user[64];			/* "" until logged in */
@@ -105,7 +106,8 @@ void node_session_unregister(struct node *n, struct node_session *s);
  * (their drain hook: IMAP BYE after the command in flight, POP3 -ERR),
  * so the clients reconnect and reach the home.  Returns how many. */
 unsigned node_sessions_end_on_store(struct node *n, struct store *st);
-/* true if some session serves from a mirror store. */
+/* true if some session (or failover delivery) serves from a mirror
+ * store, also one asked to end that is not gone yet. */
 bool node_sessions_on_mirror(const struct node *n);
 /* Fill the /status fields (NULL leaves one as it is). */
 void node_session_describe(struct node_session *s, const char *peer, const char *user,

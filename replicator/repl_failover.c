@@ -171,7 +171,8 @@ struct store *failover_store(struct node *n, const char *home, bool force)
 {
 	struct store *st;
 
-	if (strcmp(home, n->cfg->node_id) == 0 || (!force && link_peer_usable(n->link, home)))
+	if (strcmp(home, n->cfg->node_id) == 0 || (!force && link_peer_usable(n->link, home)) ||
+	    replicator_copy_busy(n, home))
 		return NULL;
 	st = replicator_store_of(n, home);
 	if (st == NULL || (store_applied_seq(st, home) == 0 && store_changelog_last(st, home) == 0))

@@ -357,7 +357,8 @@ static void answered(struct repl_merge *m)
 		return;
 	}
 	m->merging = true;
-	store_merge_changes(m->n->store, m->mirror, m->base, m->recs, m->n_recs, &m->stats,
+	/* the store continues a merge at its position, not at its base */
+	store_merge_changes(m->n->store, m->mirror, m->done_seq, m->recs, m->n_recs, &m->stats,
 			    merged_cb, m);
 }
 

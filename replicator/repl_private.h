@@ -13,6 +13,9 @@ struct store;
  * id, else the mirror of origin (opened if DATA_DIR/mirror/ORIGIN
  * exists).  NULL if there is none. */
 struct store *replicator_store_of(struct node *n, const char *origin);
+/* A snapshot of origin is being loaded here to replace this copy: it
+ * must not take failover writes meanwhile. */
+bool replicator_copy_busy(struct node *n, const char *origin);
 
 /* repl_noc.c: register GET /v1/repl/digest and GET /v1/repl/lag on the
  * link (replicator_init; repl_noc.h). */

@@ -582,11 +582,15 @@ void repl_gate_free(struct repl_gate **gp)
 	free(g);
 }
 
-bool repl_gate_peer_copy(const struct repl_gate *g, const char *peer)
+bool repl_gate_peer_copy(const struct repl_gate *g, const char *peer, struct repl_pos *pos_r)
 {
-	for (size_t i = 0; g != NULL && i < g->np; i++)
-		if (strcmp(g->p[i].peer, peer) == 0)
-			return g->p[i].has_data && (g->p[i].pos.applied > 0 || g->p[i].pos.last > 0);
+	for (size_t i = 0; g != NULL && i < g->np; i++) {
+		if (strcmp(g->p[i].peer, peer) != 0)
+			continue;
+		if (pos_r != NULL)
+			*pos_r = g->p[i].pos;
+		return g->p[i].has_data && (g->p[i].pos.applied > 0 || g->p[i].pos.last > 0);
+	}
 	return false;
 }
 

@@ -141,8 +141,9 @@ struct repl_gate *repl_gate_new(struct node *n, const struct repl_limits *lim);
 void repl_gate_free(struct repl_gate **g);
 /* Serving this POP's own users is allowed; else *why_r says why not. */
 bool repl_gate_ready(const struct repl_gate *g, const char **why_r);
-/* The start-up check found a copy of this POP's data at peer. */
-bool repl_gate_peer_copy(const struct repl_gate *g, const char *peer);
+/* The start-up check found a copy of this POP's data at peer; *pos_r
+ * (if not NULL) is its position answer. */
+bool repl_gate_peer_copy(const struct repl_gate *g, const char *peer, struct repl_pos *pos_r);
 /* Why it serves or not (for status). */
 const char *repl_gate_reason(const struct repl_gate *g);
 /* The /status "replication_serving" object (no newline after it). */

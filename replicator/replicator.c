@@ -91,6 +91,7 @@ struct shipper {
 	const char *peer;
 	struct link_stream *drop;	/* POST /v1/repl/drop in flight */
 	bool drop_asked;		/* an orphan copy was told to go */
+	int64_t orphan_retry_ms;	/* its merge failed: not before */
 	struct repl_merge *merge;	/* taking its failover changes back */
 	uint64_t merged_last;		/* ... done up to this seq of its copy */
 	bool active, pinned;
@@ -148,6 +149,7 @@ struct mirror_of {
 	struct link_stream *rx_s;
 	bool rx_installing;		/* loaded: store_replace when idle */
 	uint64_t rx_seq, rx_bytes, snapshots_loaded;
+	uint64_t rx_merged;		/* the origin took failover records back up to here */
 	/* a snapshot of this copy served to the origin (it rebuilds) */
 	struct repl_snap_tx *tx;
 	struct link_stream *tx_s;
@@ -785,6 +787,8 @@ static void ship_connect(struct shipper *sh)
 	struct replicator *r = sh->r;
 	char path[128];
 
+	if (sh->merge != NULL)
+		return;		/* taking its failover changes back first */
 	if (!link_peer_usable(r->n->link, sh->peer)) {
 		snprintf(sh->last_error, sizeof(sh->last_error), "link to the mirror not up");
 		sh->retry_at_ms = now_ms() + REPL_RETRY_MS;
@@ -872,6 +876,9 @@ static const struct link_stream_cbs drop_cbs = {
 static void leave(struct replicator *r, int s)
 {
 	struct shipper *old = &r->sh[r->leaving[s]];
+
+	if (old->merge != NULL)
+		return;		/* taking its failover changes back: after that */
 	struct link_hdr h = { "x-popnode-origin", r->n->cfg->node_id };
 
 	r->leaving[s] = -1;
@@ -886,13 +893,44 @@ static void leave(struct replicator *r, int s)
 		link_stream_set_timeout(old->drop, REPL_STREAM_TIMEOUT);
 }
 
+static void ask_drop(struct replicator *r, struct shipper *sh, uint64_t merged)
+{
+	char v[24];
+	struct link_hdr h[2] = { { "x-popnode-origin", r->n->cfg->node_id },
+				 { "x-popnode-merged-seq", v } };
+
+	snprintf(v, sizeof(v), "%" PRIu64, merged);
+	sh->drop_asked = true;
+	link_stream_free(&sh->drop);
+	sh->drop = link_request(r->n->link, sh->peer, "POST", DROP_PATH, h, merged > 0 ? 2 : 1,
+				false, &drop_cbs, sh);
+	if (sh->drop != NULL)
+		link_stream_set_timeout(sh->drop, REPL_STREAM_TIMEOUT);
+}
+
+/* An orphan copy's failover changes are in: it may go now. */
+static void orphan_merged(void *arg, bool ok, const char *why)
+{
+	struct shipper *sh = arg;
+	struct repl_pos pos;
+
+	sh->merge = NULL;
+	if (!ok || !repl_gate_peer_copy(sh->r->gate, sh->peer, &pos)) {
+		log_warn("repl.orphan_merge_failed", "peer=%s reason=\"%s\"", sh->peer,
+			 why != NULL ? why : "-");
+		sh->orphan_retry_ms = now_ms() + 10 * REPL_RETRY_MS;
+		return;
+	}
+	ask_drop(sh->r, sh, pos.last);
+}
+
 /* Copies of this POP's data at peers that are no longer its mirrors (the
  * mirrors were re-pinned while it was down: the start-up check saw the
- * copies) are dropped once every chosen mirror has caught up. */
+ * copies) are dropped once every chosen mirror has caught up; first,
+ * what such a copy took while serving for this POP is taken back. */
 static void drop_orphans(struct replicator *r)
 {
 	uint64_t last = store_changelog_last(r->n->store, r->n->cfg->node_id);
-	struct link_hdr h = { "x-popnode-origin", r->n->cfg->node_id };
 	int filled = 0;
 
 	for (int s = 0; s < REPL_MIRRORS; s++) {
@@ -909,16 +947,20 @@ static void drop_orphans(struct replicator *r)
 		return;
 	for (size_t i = 0; i < r->n_peers; i++) {
 		struct shipper *sh = &r->sh[i];
+		struct repl_pos pos;
 
-		if (sh->drop_asked || chosen(r, (int)i) || !repl_gate_peer_copy(r->gate, sh->peer) ||
-		    !link_peer_usable(r->n->link, sh->peer))
+		if (sh->drop_asked || sh->merge != NULL || chosen(r, (int)i) ||
+		    !repl_gate_peer_copy(r->gate, sh->peer, &pos) ||
+		    !link_peer_usable(r->n->link, sh->peer) || now_ms() < sh->orphan_retry_ms)
 			continue;
-		sh->drop_asked = true;
-		log_info("repl.orphan_copy", "peer=%s", sh->peer);
-		sh->drop = link_request(r->n->link, sh->peer, "POST", DROP_PATH, &h, 1, false,
-					&drop_cbs, sh);
-		if (sh->drop != NULL)
-			link_stream_set_timeout(sh->drop, REPL_STREAM_TIMEOUT);
+		log_info("repl.orphan_copy", "peer=%s applied=%" PRIu64 " last=%" PRIu64, sh->peer,
+			 pos.applied, pos.last);
+		if (pos.last > pos.applied) {	/* it served for this POP */
+			sh->merge = repl_merge_start(r->n, sh->peer, pos.applied, pos.last,
+						     orphan_merged, sh);
+			continue;
+		}
+		ask_drop(r, sh, 0);
 	}
 }
 
@@ -1632,6 +1674,14 @@ static void mo_install(struct mirror_of *mo)
 		return;
 	}
 	mo_new_dir(mo, dir, sizeof(dir));
+	if (mo_failover_records(mo) > mo->rx_merged) {
+		/* written while the snapshot was loading (a failover session
+		 * or delivery): never replaced before the origin takes it back */
+		mo->rx_installing = false;
+		repl_rmdir_flat(dir);
+		mo_rx_end(mo, "this copy took changes while the snapshot loaded: take them back first");
+		return;
+	}
 	err = store_replace(mo->st, dir, &why);
 	if (err == STORE_EXISTS)
 		return;		/* an op is pending: the next tick */
@@ -1798,6 +1848,7 @@ static void snapshot_push(struct replicator *r, struct link_stream *s,
 	}
 	mo->rx_s = s;
 	mo->rx_seq = hdr.seq;
+	mo->rx_merged = merged_seq_hdr(req);
 	mo->rx_bytes = 0;
 	mo->seen = true;
 	mo->last_contact_ms = now_ms();
@@ -1921,7 +1972,7 @@ static void serve_drop(void *arg, struct link_stream *s, const struct link_reque
 		answer(s, 400, "expected POST with x-popnode-origin (the sender)");
 		return;
 	}
-	if (mo_failover_records(mo) > 0) {
+	if (mo_failover_records(mo) > merged_seq_hdr(req)) {
 		answer(s, 409, "this copy holds changes made while serving for you");
 		return;
 	}
@@ -2177,6 +2228,15 @@ size_t replicator_origins(struct node *n, struct repl_origin_info *out, size_t m
 		k++;
 	}
 	return k;
+}
+
+bool replicator_copy_busy(struct node *n, const char *origin)
+{
+	struct replicator *r = n->replicator;
+	struct mirror_of *mo;
+
+	return r != NULL && (mo = mo_find(r, origin)) != NULL &&
+	       (mo->rx != NULL || mo->rx_installing);
 }
 
 struct store *replicator_store_of(struct node *n, const char *origin)

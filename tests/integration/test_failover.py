@@ -445,3 +445,22 @@ def test_repinned_mirrors_old_copy_dropped_after_new_is_filled(cluster):
     c.wait_peer_state(4, "pop1", DOWN, timeout=15)
     c.wait_peer_state(4, "pop2", DOWN, timeout=15)
     assert len(uid_bodies(pop4)) == 5
+
+
+def test_return_after_a_long_failover_merges_in_batches(three):
+    """More failover changes than one fetch carries (REPL_BATCH_RECORDS):
+    the merge goes on batch after batch and nothing is lost."""
+    pop1, pop2, pop3_ = three[1], three[2], three[3]
+    assert deliver(pop1, "alice@example.com", msg("before")) == {}
+    wait_caught_up(pop1, ["pop2", "pop3"])
+    wait_mirrorsets([pop2, pop3_], "pop1 pop2 pop3")
+    kill_home(three)
+    with smtplib.LMTP("127.0.0.1", pop2.ports["lmtp"], timeout=30) as c:
+        for i in range(600):
+            assert c.sendmail("s@example.org", ["alice@example.com"],
+                              msg(f"failover {i}")) == {}
+    three.restart(1)
+    assert "event=repl.merge_done mirror=pop2" in pop1.read_log()
+    subjects = {s for _, s in uid_bodies(pop1).values()}
+    assert subjects == {"before"} | {f"failover {i}" for i in range(600)}
+    wait_verified(pop1)
