@@ -34,6 +34,7 @@ struct link;
 struct link_stream;
 
 #define LINK_STREAM_WINDOW (256 * 1024)
+#define LINK_STREAM_WINDOW_MAX (16 * 1024 * 1024)
 #define LINK_MAX_HEADERS 32
 
 struct link_hdr {
@@ -124,6 +125,15 @@ void link_stream_end(struct link_stream *s);
 void link_stream_read_enable(struct link_stream *s, bool on);
 /* LINK_EV_TIMEOUT when no input arrives for that long (0 = never). */
 void link_stream_set_timeout(struct link_stream *s, unsigned seconds);
+/* Let the peer have up to bytes (LINK_STREAM_WINDOW..LINK_STREAM_WINDOW_MAX)
+ * of this stream's DATA in flight instead of LINK_STREAM_WINDOW: for bulk
+ * streams (replication, snapshots) whose consumer takes input out of
+ * link_stream_input() into a bounded buffer of its own, so that a long
+ * round trip does not cap them at a window per RTT.  On the side that
+ * opened the stream, call it once the response arrived (before, the
+ * stream is not open at the HTTP/2 layer and nothing changes).  0, or
+ * -1. */
+int link_stream_set_window(struct link_stream *s, uint32_t bytes);
 const char *link_stream_peer(const struct link_stream *s);
 void link_stream_free(struct link_stream **sp);
 

@@ -402,6 +402,18 @@ void link_stream_read_enable(struct link_stream *s, bool on)
 	}
 }
 
+int link_stream_set_window(struct link_stream *s, uint32_t bytes)
+{
+	if (s == NULL || s->c == NULL || s->id <= 0 || bytes < LINK_STREAM_WINDOW ||
+	    bytes > LINK_STREAM_WINDOW_MAX)
+		return -1;
+	if (nghttp2_session_set_local_window_size(s->c->h2, NGHTTP2_FLAG_NONE, s->id,
+						  (int32_t)bytes) != 0)
+		return -1;
+	conn_schedule(s->c);
+	return 0;
+}
+
 void link_stream_set_timeout(struct link_stream *s, unsigned seconds)
 {
 	s->timeout = seconds;

@@ -379,6 +379,7 @@ static void on_response(void *arg, int status, const struct link_hdr *h, size_t 
 	}
 	if (last > m->last)
 		m->last = last;	/* it served on meanwhile: take that too */
+	link_stream_set_window(m->s, REPL_BATCH_BYTES);	/* bulk: see link.h */
 }
 
 static void on_read(void *arg)

@@ -311,6 +311,11 @@ static void rs_response(void *arg, int status, const struct link_hdr *h, size_t 
 	const char *why = NULL;
 	char msg[96];
 
+	/* a bulk stream: a larger window than one per round trip (link.h);
+	 * only now is the stream open at the HTTP/2 layer */
+	if (status == 200)
+		link_stream_set_window(g->rs, 8u << 20);
+
 	memset(&g->hdr, 0, sizeof(g->hdr));
 	if (status != 200 || gen == NULL || store_generation_check(gen) != STORE_OK ||
 	    !link_hdr_u64(link_hdr_get(h, n, "x-popnode-snapshot-seq"), &g->hdr.seq)) {

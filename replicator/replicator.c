@@ -1628,6 +1628,9 @@ static void serve_stream(void *arg, struct link_stream *s, const struct link_req
 	mo->last_error[0] = '\0';
 	link_stream_set_cbs(s, &mo_cbs, mo);
 	link_stream_set_timeout(s, REPL_STREAM_TIMEOUT);
+	/* a window per round trip would cap a distant origin (what the
+	 * link holds plus ACC_MAX taken ahead stays bounded) */
+	link_stream_set_window(s, ACC_MAX);
 	link_stream_respond(s, 200, NULL, 0, false);
 	log_info("repl.origin_streaming", "origin=%s from_seq=%" PRIu64, mo->origin, from);
 	mo_parse(mo);
@@ -1854,6 +1857,7 @@ static void snapshot_push(struct replicator *r, struct link_stream *s,
 	mo->last_contact_ms = now_ms();
 	link_stream_set_cbs(s, &mo_rx_scbs, mo);
 	link_stream_set_timeout(s, REPL_SNAP_TIMEOUT);
+	link_stream_set_window(s, ACC_MAX);
 	link_stream_respond(s, 200, NULL, 0, false);
 	log_info("repl.snapshot_receiving", "origin=%s seq=%" PRIu64 " generation=%s", mo->origin,
 		 hdr.seq, gen);
