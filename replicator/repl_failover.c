@@ -223,23 +223,22 @@ static void publish(struct failover *f, struct fo_peer *p)
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct failover *f = arg;
-	struct repl_mirror_info info[REPL_MIRRORS];
-	size_t n = replicator_mirrors(f->n, info, REPL_MIRRORS);
+	const char *ids[REPL_MIRRORS];
+	size_t n = replicator_published(f->n, ids, REPL_MIRRORS);
 	bool changed = n != f->n_mine;
 
 	(void)fd;
 	(void)what;
 	for (size_t k = 0; !changed && k < n; k++)
-		changed = strcmp(info[k].peer, f->mine[k]) != 0;
+		changed = strcmp(ids[k], f->mine[k]) != 0;
 	if (changed) {
 		char list[REPL_MIRRORS * STORE_POP_MAX + 8] = "";
 		size_t off = 0;
 
 		for (size_t k = 0; k < n; k++) {
-			memcpy(f->mine[k], info[k].peer, sizeof(f->mine[k]));
-			f->mine[k][sizeof(f->mine[k]) - 1] = '\0';
+			snprintf(f->mine[k], sizeof(f->mine[k]), "%s", ids[k]);
 			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", k ? "," : "",
-						info[k].peer);
+						ids[k]);
 		}
 		f->n_mine = n;
 		log_info("failover.mirrors_published", "mirrors=%s", n ? list : "-");

@@ -2234,6 +2234,20 @@ size_t replicator_origins(struct node *n, struct repl_origin_info *out, size_t m
 	return k;
 }
 
+size_t replicator_published(struct node *n, const char **out, size_t max)
+{
+	struct replicator *r = n->replicator;
+	size_t k = 0;
+
+	for (int s = 0; r != NULL && s < REPL_MIRRORS && k < max; s++) {
+		if (r->leaving[s] >= 0)
+			out[k++] = r->sh[r->leaving[s]].peer;
+		else if (r->slot[s] >= 0)
+			out[k++] = r->sh[r->slot[s]].peer;
+	}
+	return k;
+}
+
 bool replicator_copy_busy(struct node *n, const char *origin)
 {
 	struct replicator *r = n->replicator;
