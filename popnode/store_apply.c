@@ -33,8 +33,6 @@
 #include "log.h"
 #include "store_private.h"
 
-/* The largest payload of any record type: a MSG_ADD with a full prefix. */
-#define APPLY_PAYLOAD_MAX (MSG_REC_FIXED + STORE_PREFIX_MAX)
 
 /* USER_ADD implies these subscriptions (store_ops.c's default mailboxes). */
 static const char *const default_subs[] = {
@@ -658,65 +656,6 @@ static void apply_done(int err, void *arg)
 		cb(err, cb_arg);
 }
 
-static bool rec_ok(const struct store_apply_rec *r, uint64_t want_seq)
-{
-	const struct store_change *c = &r->c;
-
-	if (c->seq != want_seq || c->type < STORE_CH_USER_ADD || c->type > STORE_CH_KEYWORD_ADD ||
-	    c->data_len > APPLY_PAYLOAD_MAX || (c->data == NULL && c->data_len > 0) ||
-	    (r->body == NULL && r->body_len > 0) || (r->meta == NULL && r->meta_len > 0) ||
-	    r->meta_len > STORE_META_MAX)
-		return false;
-	/* only a MSG_ADD brings a body */
-	return c->type == STORE_CH_MSG_ADD || (r->body == NULL && r->meta == NULL);
-}
-
-/* Check recs and copy them, with everything they point to, into a. */
-static int copy_recs(struct store_apply *a, const struct store_apply_rec *recs, size_t n)
-{
-	size_t total = 0, off = 0, i;
-
-	for (i = 0; i < n; i++) {
-		size_t len = recs[i].c.data_len;
-
-		if (recs[0].c.seq == 0 || recs[0].c.seq > UINT64_MAX - i ||
-		    !rec_ok(&recs[i], recs[0].c.seq + i))
-			return STORE_INVAL;
-		if (recs[i].body_len > SIZE_MAX - len ||
-		    recs[i].meta_len > SIZE_MAX - len - recs[i].body_len ||
-		    total > SIZE_MAX - len - recs[i].body_len - recs[i].meta_len)
-			return STORE_INVAL;
-		total += len + recs[i].body_len + recs[i].meta_len;
-	}
-	a->recs = malloc(n * sizeof(*recs));
-	a->blob = malloc(total > 0 ? total : 1);
-	if (a->recs == NULL || a->blob == NULL)
-		return STORE_IO;
-	memcpy(a->recs, recs, n * sizeof(*recs));
-	for (i = 0; i < n; i++) {
-		struct store_apply_rec *r = &a->recs[i];
-
-		r->c.data = a->blob + off;
-		if (recs[i].c.data_len > 0)
-			memcpy(a->blob + off, recs[i].c.data, recs[i].c.data_len);
-		off += recs[i].c.data_len;
-		if (recs[i].body != NULL) {
-			r->body = a->blob + off;
-			if (r->body_len > 0)
-				memcpy(a->blob + off, recs[i].body, r->body_len);
-			off += r->body_len;
-		}
-		if (recs[i].meta != NULL) {
-			r->meta = a->blob + off;
-			if (r->meta_len > 0)
-				memcpy(a->blob + off, recs[i].meta, r->meta_len);
-			off += r->meta_len;
-		}
-	}
-	a->n = n;
-	return STORE_OK;
-}
-
 void store_apply_changes(struct store *st, const char *origin, const struct store_apply_rec *recs,
 			 size_t n, store_done_cb *cb, void *arg)
 {
@@ -737,7 +676,9 @@ void store_apply_changes(struct store *st, const char *origin, const struct stor
 	else
 		strcpy(a->origin, origin);
 	if (err == STORE_OK)
-		err = copy_recs(a, recs, n);
+		err = store_ch_copy_recs(recs, n, recs[0].c.seq, &a->recs, &a->blob);
+	if (err == STORE_OK)
+		a->n = n;
 	if (err != STORE_OK) {
 		op->err = err;
 		op->prefailed = true;

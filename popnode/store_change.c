@@ -4,6 +4,8 @@
  * snapshot (store_snapshot.c) share: decoding changelog payloads
  * (docs/store.md "Changelog") and small meta-counter helpers.
  */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_private.h"
@@ -123,3 +125,67 @@ int store_ch_check_body(struct store *st, MDB_txn *txn, const struct store_apply
 		return STORE_IO;
 	return be64_get((const uint8_t *)v.mv_data + 9) == body_len ? STORE_OK : STORE_INVAL;
 }
+
+/* One record as a caller gives it: the expected seq, a known type, a
+ * payload no longer than any record's, a body and meta only on MSG_ADD. */
+static bool rec_ok(const struct store_apply_rec *r, uint64_t want_seq)
+{
+	const struct store_change *c = &r->c;
+
+	if (c->seq != want_seq || c->type < STORE_CH_USER_ADD || c->type > STORE_CH_KEYWORD_ADD ||
+	    c->data_len > STORE_CH_PAYLOAD_MAX || (c->data == NULL && c->data_len > 0) ||
+	    (r->body == NULL && r->body_len > 0) || (r->meta == NULL && r->meta_len > 0) ||
+	    r->meta_len > STORE_META_MAX)
+		return false;
+	/* only a MSG_ADD brings a body */
+	return c->type == STORE_CH_MSG_ADD || (r->body == NULL && r->meta == NULL);
+}
+
+int store_ch_copy_recs(const struct store_apply_rec *recs, size_t n, uint64_t first_seq,
+		       struct store_apply_rec **recs_r, uint8_t **blob_r)
+{
+	size_t total = 0, off = 0, i;
+	struct store_apply_rec *out;
+	uint8_t *blob;
+
+	if (first_seq == 0 || first_seq > UINT64_MAX - n)
+		return STORE_INVAL;
+	for (i = 0; i < n; i++) {
+		size_t len = recs[i].c.data_len;
+
+		if (!rec_ok(&recs[i], first_seq + i))
+			return STORE_INVAL;
+		if (recs[i].body_len > SIZE_MAX - len ||
+		    recs[i].meta_len > SIZE_MAX - len - recs[i].body_len ||
+		    total > SIZE_MAX - len - recs[i].body_len - recs[i].meta_len)
+			return STORE_INVAL;
+		total += len + recs[i].body_len + recs[i].meta_len;
+	}
+	*recs_r = out = malloc(n * sizeof(*recs));
+	*blob_r = blob = malloc(total > 0 ? total : 1);
+	if (out == NULL || blob == NULL)
+		return STORE_IO;
+	memcpy(out, recs, n * sizeof(*recs));
+	for (i = 0; i < n; i++) {
+		struct store_apply_rec *r = &out[i];
+
+		r->c.data = blob + off;
+		if (recs[i].c.data_len > 0)
+			memcpy(blob + off, recs[i].c.data, recs[i].c.data_len);
+		off += recs[i].c.data_len;
+		if (recs[i].body != NULL) {
+			r->body = blob + off;
+			if (r->body_len > 0)
+				memcpy(blob + off, recs[i].body, r->body_len);
+			off += r->body_len;
+		}
+		if (recs[i].meta != NULL) {
+			r->meta = blob + off;
+			if (r->meta_len > 0)
+				memcpy(blob + off, recs[i].meta, r->meta_len);
+			off += r->meta_len;
+		}
+	}
+	return STORE_OK;
+}
+

@@ -58,8 +58,6 @@
 #include "log.h"
 #include "store_private.h"
 
-/* The largest payload of any record type: a MSG_ADD with a full prefix. */
-#define MERGE_PAYLOAD_MAX (MSG_REC_FIXED + STORE_PREFIX_MAX)
 #define MKEY_MAX (sizeof(META_MERGE_PREFIX) + STORE_POP_MAX + 1 + 12)
 #define STATE_REC_LEN 25
 #define MMAP_REC_LEN 22
@@ -1926,65 +1924,6 @@ static void merge_done(int err, void *arg)
 		cb(err, cb_arg);
 }
 
-static bool rec_ok(const struct store_apply_rec *r, uint64_t want_seq)
-{
-	const struct store_change *c = &r->c;
-
-	if (c->seq != want_seq || c->type < STORE_CH_USER_ADD || c->type > STORE_CH_KEYWORD_ADD ||
-	    c->data_len > MERGE_PAYLOAD_MAX || (c->data == NULL && c->data_len > 0) ||
-	    (r->body == NULL && r->body_len > 0) || (r->meta == NULL && r->meta_len > 0) ||
-	    r->meta_len > STORE_META_MAX)
-		return false;
-	/* only a MSG_ADD brings a body */
-	return c->type == STORE_CH_MSG_ADD || (r->body == NULL && r->meta == NULL);
-}
-
-/* Check recs (seqs base+1.. consecutive) and copy them, with everything
- * they point to, into x. */
-static int copy_recs(struct store_merge *x, const struct store_apply_rec *recs, size_t n)
-{
-	size_t total = 0, off = 0, i;
-
-	for (i = 0; i < n; i++) {
-		size_t len = recs[i].c.data_len;
-
-		if (!rec_ok(&recs[i], x->base + 1 + i))
-			return STORE_INVAL;
-		if (recs[i].body_len > SIZE_MAX - len ||
-		    recs[i].meta_len > SIZE_MAX - len - recs[i].body_len ||
-		    total > SIZE_MAX - len - recs[i].body_len - recs[i].meta_len)
-			return STORE_INVAL;
-		total += len + recs[i].body_len + recs[i].meta_len;
-	}
-	x->recs = malloc(n * sizeof(*recs));
-	x->blob = malloc(total > 0 ? total : 1);
-	if (x->recs == NULL || x->blob == NULL)
-		return STORE_IO;
-	memcpy(x->recs, recs, n * sizeof(*recs));
-	for (i = 0; i < n; i++) {
-		struct store_apply_rec *r = &x->recs[i];
-
-		r->c.data = x->blob + off;
-		if (recs[i].c.data_len > 0)
-			memcpy(x->blob + off, recs[i].c.data, recs[i].c.data_len);
-		off += recs[i].c.data_len;
-		if (recs[i].body != NULL) {
-			r->body = x->blob + off;
-			if (r->body_len > 0)
-				memcpy(x->blob + off, recs[i].body, r->body_len);
-			off += r->body_len;
-		}
-		if (recs[i].meta != NULL) {
-			r->meta = x->blob + off;
-			if (r->meta_len > 0)
-				memcpy(x->blob + off, recs[i].meta, r->meta_len);
-			off += r->meta_len;
-		}
-	}
-	x->n = n;
-	return STORE_OK;
-}
-
 static struct store_merge *merge_new(struct store *st, const char *mirror, store_done_cb *cb,
 				     void *arg, struct store_op **op_r, int *err_r)
 {
@@ -2033,7 +1972,9 @@ void store_merge_changes(struct store *st, const char *mirror, uint64_t base,
 				base > UINT64_MAX - n))
 		err = STORE_INVAL;
 	if (err == STORE_OK)
-		err = copy_recs(x, recs, n);
+		err = store_ch_copy_recs(recs, n, base + 1, &x->recs, &x->blob);
+	if (err == STORE_OK)
+		x->n = n;
 	submit(st, op, err);
 }
 

@@ -599,6 +599,15 @@ int store_ch_name(const struct store_change *c, size_t off, char *buf, size_t ma
 int store_ch_user(const struct store_change *c, struct store_user *u_r);
 int store_ch_mbox(const struct store_change *c, struct store_mailbox *mb_r);
 int store_ch_msg(const struct store_change *c, struct store_msg *m_r, size_t *prefix_len_r);
+/* The largest payload of any changelog record: a MSG_ADD with a full prefix. */
+#define STORE_CH_PAYLOAD_MAX (MSG_REC_FIXED + STORE_PREFIX_MAX)
+/* Check n records given by a caller (seqs first_seq.. consecutive, known
+ * types, bounded payloads, bodies only on MSG_ADD) and copy them, with
+ * everything they point to, into *recs_r / *blob_r (malloc'd, pointers of
+ * the copies into the blob; the caller frees both, also on error).
+ * STORE_OK, STORE_INVAL, STORE_IO. */
+int store_ch_copy_recs(const struct store_apply_rec *recs, size_t n, uint64_t first_seq,
+		       struct store_apply_rec **recs_r, uint8_t **blob_r);
 /* A MSG_ADD's body as given (or held, if not given) fits the message. */
 int store_ch_check_body(struct store *st, MDB_txn *txn, const struct store_apply_rec *r,
 			const struct store_msg *m, uint64_t body_len);
