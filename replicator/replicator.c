@@ -452,31 +452,39 @@ static void stream_response(void *arg, int status, const struct link_hdr *h, siz
 	ship_fill(sh);
 }
 
-static void stream_read(void *arg)
+/* The mirror's answer lines, on a log stream (applied) or a snapshot
+ * stream (progress, loaded); a line of the other kind is malformed. */
+static void snap_loaded(struct shipper *sh, uint64_t v);
+
+static void answer_read(void *arg)
 {
 	struct shipper *sh = arg;
 	struct evbuffer *in = link_stream_input(sh->st);
+	bool snap = sh->state == REPL_SNAPSHOTTING;
 	char *line;
 	size_t len;
 
 	while (sh->st != NULL && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
-		uint64_t seq;
+		enum repl_line kind;
+		uint64_t v;
 		const char *text;
 		size_t tl;
 		char why[160];
 
-		switch (repl_wire_parse_line(line, len, &seq, &text, &tl)) {
-		case REPL_LINE_APPLIED:
-			ship_ack(sh, seq);
-			break;
-		case REPL_LINE_ERROR:
+		kind = repl_wire_parse_line(line, len, &v, &text, &tl);
+		if (kind == REPL_LINE_ERROR) {
 			snprintf(why, sizeof(why), "mirror: %.*s", (int)(tl > 120 ? 120 : tl), text);
 			sh_fail(sh, why);
-			break;
-		default:
+		} else if (kind == REPL_LINE_APPLIED && !snap) {
+			ship_ack(sh, v);
+		} else if (kind == REPL_LINE_PROGRESS && snap) {
+			sh->snap_durable = v;
+			sh->last_ack_ms = now_ms();
+		} else if (kind == REPL_LINE_LOADED && snap) {
+			snap_loaded(sh, v);
+		} else {
 			link_peer_failed(sh->r->n->link, sh->peer);
 			sh_fail(sh, "malformed answer line");
-			break;
 		}
 		free(line);
 	}
@@ -486,7 +494,8 @@ static void stream_read(void *arg)
 		sh_fail(sh, "answer line too long");
 		return;
 	}
-	ship_fill(sh);
+	if (!snap)
+		ship_fill(sh);
 }
 
 static void stream_drained(void *arg)
@@ -504,7 +513,7 @@ static void stream_event(void *arg, enum link_event ev)
 
 static const struct link_stream_cbs stream_cbs = {
 	.response = stream_response,
-	.read = stream_read,
+	.read = answer_read,
 	.drained = stream_drained,
 	.event = stream_event,
 };
@@ -591,51 +600,21 @@ static void snap_response(void *arg, int status, const struct link_hdr *h, size_
 
 static void ship_connect(struct shipper *sh);
 
-static void snap_read(void *arg)
+/* The mirror has loaded the snapshot (its position v): stream from v + 1. */
+static void snap_loaded(struct shipper *sh, uint64_t v)
 {
-	struct shipper *sh = arg;
-	struct evbuffer *in = link_stream_input(sh->st);
-	char *line;
-	size_t len;
-
-	while (sh->st != NULL && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF)) != NULL) {
-		uint64_t v;
-		const char *text;
-		size_t tl;
-		char why[160];
-
-		switch (repl_wire_parse_line(line, len, &v, &text, &tl)) {
-		case REPL_LINE_PROGRESS:
-			sh->snap_durable = v;
-			sh->last_ack_ms = now_ms();
-			break;
-		case REPL_LINE_LOADED:
-			if (v != sh->snap_seq || !sh->snap_all_sent) {
-				sh_fail(sh, "mirror loaded another snapshot than the one sent");
-				break;
-			}
-			log_info("repl.snapshot_sent", "mirror=%s seq=%" PRIu64 " bytes=%" PRIu64,
-				 sh->peer, v, sh->snap_sent);
-			sh->applied = sh->sent = sh->pos_seq = v;
-			sh->pos_known = true;
-			sh->snapshots++;
-			sh->last_ack_ms = now_ms();
-			sh_close(sh);
-			ship_connect(sh);	/* and stream from v + 1 */
-			break;
-		case REPL_LINE_ERROR:
-			snprintf(why, sizeof(why), "mirror: %.*s", (int)(tl > 120 ? 120 : tl), text);
-			sh_fail(sh, why);
-			break;
-		default:
-			link_peer_failed(sh->r->n->link, sh->peer);
-			sh_fail(sh, "malformed answer line");
-			break;
-		}
-		free(line);
+	if (v != sh->snap_seq || !sh->snap_all_sent) {
+		sh_fail(sh, "mirror loaded another snapshot than the one sent");
+		return;
 	}
-	if (sh->st != NULL && evbuffer_get_length(in) > REPL_LINE_MAX)
-		sh_fail(sh, "answer line too long");
+	log_info("repl.snapshot_sent", "mirror=%s seq=%" PRIu64 " bytes=%" PRIu64, sh->peer, v,
+		 sh->snap_sent);
+	sh->applied = sh->sent = sh->pos_seq = v;
+	sh->pos_known = true;
+	sh->snapshots++;
+	sh->last_ack_ms = now_ms();
+	sh_close(sh);
+	ship_connect(sh);
 }
 
 static void snap_drained(void *arg)
@@ -653,7 +632,7 @@ static void snap_event(void *arg, enum link_event ev)
 
 static const struct link_stream_cbs snap_cbs = {
 	.response = snap_response,
-	.read = snap_read,
+	.read = answer_read,
 	.drained = snap_drained,
 	.event = snap_event,
 };
