@@ -84,25 +84,6 @@ static int put_mbox_user(struct store *st, MDB_txn *txn, struct store_op *op, ui
 	return STORE_OK;
 }
 
-/* Remove name's index entry if it still points to mboxid (see the top). */
-static int name_release(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
-			uint32_t mboxid)
-{
-	uint8_t nk[MBOXNAME_KEY_MAX];
-	MDB_val k = { .mv_data = nk }, v;
-	int rc;
-
-	if ((k.mv_size = mboxname_key(nk, userid, name)) == 0)
-		return STORE_IO;
-	rc = mdb_get(txn, st->dbi[DBI_MBOXNAMES], &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return STORE_OK;
-	if (rc != 0)
-		return store_mdb_err(rc);
-	if (v.mv_size != 4 || be32_get(v.mv_data) != mboxid)
-		return STORE_OK;
-	return store_del(txn, st->dbi[DBI_MBOXNAMES], nk, k.mv_size);
-}
 
 static int name_take(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
 		     uint32_t mboxid, unsigned flags)
@@ -263,35 +244,13 @@ static int apply_mbox_add(struct store *st, MDB_txn *txn, struct store_op *op,
 	return STORE_OK;
 }
 
-struct drop_count {
-	uint64_t bytes;
-	uint32_t messages;
-};
-
-static int drop_msg(struct store *st, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
-		    void *ctx)
-{
-	struct drop_count *dc = ctx;
-	struct store_msg m;
-	int err = msg_rec_decode(v, &m, NULL, NULL);
-
-	(void)k;
-	if (err != STORE_OK)
-		return err;
-	dc->bytes += m.size;
-	dc->messages++;
-	return store_body_unref(st, txn, m.hash);
-}
-
 /* MAILBOX_DEL: the mailbox, its messages, keyword table and tombstones. */
 static int apply_mbox_del(struct store *st, MDB_txn *txn, struct store_op *op,
 			  const struct store_change *c)
 {
-	struct drop_count dc = { 0, 0 };
 	char name[STORE_MBOX_MAX];
 	struct store_mailbox mb;
 	struct store_user u;
-	uint8_t pk[MBOX_KEY_LEN];
 	int err;
 
 	if ((err = store_ch_name(c, 0, name, sizeof(name))) != STORE_OK ||
@@ -299,22 +258,7 @@ static int apply_mbox_del(struct store *st, MDB_txn *txn, struct store_op *op,
 		return err;
 	if (strcmp(mb.name, name) != 0 || strcmp(name, "INBOX") == 0)
 		return STORE_INVAL;
-	mbox_key(pk, c->userid, mb.id);
-	if ((err = store_del_prefix(st, txn, st->dbi[DBI_MESSAGES], pk, sizeof(pk), drop_msg,
-				    &dc)) != STORE_OK ||
-	    (err = store_del_prefix(st, txn, st->dbi[DBI_KEYWORDS], pk, sizeof(pk), NULL,
-				    NULL)) != STORE_OK ||
-	    (err = store_del_prefix(st, txn, st->dbi[DBI_VANISHED], pk, sizeof(pk), NULL,
-				    NULL)) != STORE_OK ||
-	    (err = name_release(st, txn, c->userid, name, mb.id)) != STORE_OK ||
-	    (err = store_del(txn, st->dbi[DBI_MAILBOXES], pk, sizeof(pk))) != STORE_OK)
-		return err;
-	u.messages = u.messages > dc.messages ? u.messages - dc.messages : 0;
-	u.used = u.used > dc.bytes ? u.used - dc.bytes : 0;
-	if ((err = store_user_put(st, txn, &u, 0)) != STORE_OK)
-		return err;
-	store_touch(op, c->userid, mb.id);
-	return STORE_OK;
+	return store_mbox_remove(st, txn, op, &u, &mb);
 }
 
 /* MAILBOX_RENAME: the same mailbox (id, UIDVALIDITY) under a new name. */
@@ -330,7 +274,7 @@ static int apply_mbox_rename(struct store *st, MDB_txn *txn, struct store_op *op
 	if (mb.uidvalidity != in.uidvalidity || strcmp(mb.name, "INBOX") == 0 ||
 	    strcmp(in.name, "INBOX") == 0)
 		return STORE_INVAL;
-	if ((err = name_release(st, txn, c->userid, mb.name, mb.id)) != STORE_OK ||
+	if ((err = store_mbox_name_release(st, txn, c->userid, mb.name, mb.id)) != STORE_OK ||
 	    (err = name_take(st, txn, c->userid, in.name, mb.id, 0)) != STORE_OK)
 		return err;
 	strcpy(mb.name, in.name);

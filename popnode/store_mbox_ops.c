@@ -104,15 +104,56 @@ static int drop_msg(struct store *st, MDB_txn *txn, const MDB_val *k, const MDB_
 	return store_body_unref(st, txn, m.hash);
 }
 
+int store_mbox_name_release(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
+			    uint32_t mboxid)
+{
+	uint8_t nk[MBOXNAME_KEY_MAX];
+	MDB_val k = { .mv_data = nk }, v;
+	int rc;
+
+	if ((k.mv_size = mboxname_key(nk, userid, name)) == 0)
+		return STORE_IO;
+	rc = mdb_get(txn, st->dbi[DBI_MBOXNAMES], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return STORE_OK;
+	if (rc != 0)
+		return store_mdb_err(rc);
+	if (v.mv_size != 4 || be32_get(v.mv_data) != mboxid)
+		return STORE_OK;
+	return store_del(txn, st->dbi[DBI_MBOXNAMES], nk, k.mv_size);
+}
+
+int store_mbox_remove(struct store *st, MDB_txn *txn, struct store_op *op, struct store_user *u,
+		      const struct store_mailbox *mb)
+{
+	struct drop_count c = { 0, 0 };
+	uint8_t pk[MBOX_KEY_LEN];
+	int err;
+
+	mbox_key(pk, u->id, mb->id);
+	if ((err = store_del_prefix(st, txn, st->dbi[DBI_MESSAGES], pk, sizeof(pk), drop_msg,
+				    &c)) != STORE_OK ||
+	    (err = store_del_prefix(st, txn, st->dbi[DBI_KEYWORDS], pk, sizeof(pk), NULL,
+				    NULL)) != STORE_OK ||
+	    (err = store_del_prefix(st, txn, st->dbi[DBI_VANISHED], pk, sizeof(pk), NULL,
+				    NULL)) != STORE_OK ||
+	    (err = store_mbox_name_release(st, txn, u->id, mb->name, mb->id)) != STORE_OK ||
+	    (err = store_del(txn, st->dbi[DBI_MAILBOXES], pk, sizeof(pk))) != STORE_OK)
+		return err;
+	u->messages = u->messages > c.messages ? u->messages - c.messages : 0;
+	u->used = u->used > c.bytes ? u->used - c.bytes : 0;
+	if ((err = store_user_put(st, txn, u, 0)) != STORE_OK)
+		return err;
+	store_touch(op, u->id, mb->id);
+	return STORE_OK;
+}
+
 int store_op_mbox_delete(struct store *st, MDB_txn *txn, struct store_op *op)
 {
 	uint32_t userid = op->u.mbox.userid;
 	const char *name = op->u.mbox.name;
-	struct drop_count c = { 0, 0 };
 	struct store_mailbox mb;
 	struct store_user u;
-	uint8_t pk[MBOX_KEY_LEN], nk[MBOXNAME_KEY_MAX];
-	size_t nklen;
 	int err;
 
 	if (strcmp(name, "INBOX") == 0)
@@ -121,30 +162,10 @@ int store_op_mbox_delete(struct store *st, MDB_txn *txn, struct store_op *op)
 		return err;
 	if ((err = store_load_user_id(st, txn, userid, &u)) != STORE_OK)
 		return err == STORE_NOTFOUND ? STORE_IO : err;
-	mbox_key(pk, userid, mb.id);
-	if ((err = store_del_prefix(st, txn, st->dbi[DBI_MESSAGES], pk, sizeof(pk), drop_msg,
-				    &c)) != STORE_OK ||
-	    (err = store_del_prefix(st, txn, st->dbi[DBI_KEYWORDS], pk, sizeof(pk), NULL,
-				    NULL)) != STORE_OK ||
-	    (err = store_del_prefix(st, txn, st->dbi[DBI_VANISHED], pk, sizeof(pk), NULL,
-				    NULL)) != STORE_OK)
-		return err;
-	nklen = mboxname_key(nk, userid, name);
-	if (nklen == 0)
-		return STORE_IO;
-	if ((err = store_del(txn, st->dbi[DBI_MBOXNAMES], nk, nklen)) != STORE_OK ||
-	    (err = store_del(txn, st->dbi[DBI_MAILBOXES], pk, sizeof(pk))) != STORE_OK)
-		return err;
-	u.messages = u.messages > c.messages ? u.messages - c.messages : 0;
-	u.used = u.used > c.bytes ? u.used - c.bytes : 0;
-	if ((err = store_user_put(st, txn, &u, 0)) != STORE_OK)
+	if ((err = store_mbox_remove(st, txn, op, &u, &mb)) != STORE_OK)
 		return err;
 	const struct store_part part = { name, strlen(name) };
-	err = store_changelog_append(st, txn, STORE_CH_MAILBOX_DEL, userid, mb.id, 0, &part, 1);
-	if (err != STORE_OK)
-		return err;
-	store_touch(op, userid, mb.id);
-	return STORE_OK;
+	return store_changelog_append(st, txn, STORE_CH_MAILBOX_DEL, userid, mb.id, 0, &part, 1);
 }
 
 /* ---- rename ----------------------------------------------------------------- */

@@ -1316,25 +1316,6 @@ static int name_take(struct store *st, MDB_txn *txn, uint32_t userid, const char
 	return err == STORE_EXISTS ? STORE_IO : err;
 }
 
-/* Remove name's index entry if it points to mboxid. */
-static int name_release(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
-			uint32_t mboxid)
-{
-	uint8_t nk[MBOXNAME_KEY_MAX];
-	MDB_val k = { .mv_data = nk }, v;
-	int rc;
-
-	if ((k.mv_size = mboxname_key(nk, userid, name)) == 0)
-		return STORE_IO;
-	rc = mdb_get(txn, st->dbi[DBI_MBOXNAMES], &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return STORE_OK;
-	if (rc != 0)
-		return store_mdb_err(rc);
-	if (v.mv_size != 4 || be32_get(v.mv_data) != mboxid)
-		return STORE_OK;
-	return store_del(txn, st->dbi[DBI_MBOXNAMES], nk, k.mv_size);
-}
 
 static int merge_mbox_rename(struct store *st, MDB_txn *txn, struct store_op *op,
 			     struct store_merge *x, const struct store_change *c)
@@ -1379,7 +1360,7 @@ static int merge_mbox_rename(struct store *st, MDB_txn *txn, struct store_op *op
 		x->stats.skipped++;	/* no free name: it keeps its own */
 		return STORE_OK;
 	}
-	if ((err = name_release(st, txn, u.id, mb.name, mb.id)) != STORE_OK ||
+	if ((err = store_mbox_name_release(st, txn, u.id, mb.name, mb.id)) != STORE_OK ||
 	    (err = name_take(st, txn, u.id, name, mb.id)) != STORE_OK)
 		return err;
 	strcpy(mb.name, name);
@@ -1434,54 +1415,16 @@ static int merged_uids(struct store *st, MDB_txn *txn, struct store_merge *x, ui
 	return err;
 }
 
-struct drop_count {
-	uint64_t bytes;
-	uint32_t messages;
-};
-
-static int drop_msg(struct store *st, MDB_txn *txn, const MDB_val *k, const MDB_val *v,
-		    void *ctx)
-{
-	struct drop_count *dc = ctx;
-	struct store_msg m;
-	int err = msg_rec_decode(v, &m, NULL, NULL);
-
-	(void)k;
-	if (err != STORE_OK)
-		return err;
-	dc->bytes += m.size;
-	dc->messages++;
-	return store_body_unref(st, txn, m.hash);
-}
-
 /* Delete the home's mailbox mb as store_op_mbox_delete does. */
 static int delete_mbox(struct store *st, MDB_txn *txn, struct store_op *op,
 		       struct store_user *u, const struct store_mailbox *mb)
 {
-	struct drop_count dc = { 0, 0 };
-	uint8_t pk[MBOX_KEY_LEN];
-	int err;
-
-	mbox_key(pk, u->id, mb->id);
-	if ((err = store_del_prefix(st, txn, st->dbi[DBI_MESSAGES], pk, sizeof(pk), drop_msg,
-				    &dc)) != STORE_OK ||
-	    (err = store_del_prefix(st, txn, st->dbi[DBI_KEYWORDS], pk, sizeof(pk), NULL,
-				    NULL)) != STORE_OK ||
-	    (err = store_del_prefix(st, txn, st->dbi[DBI_VANISHED], pk, sizeof(pk), NULL,
-				    NULL)) != STORE_OK ||
-	    (err = name_release(st, txn, u->id, mb->name, mb->id)) != STORE_OK ||
-	    (err = store_del(txn, st->dbi[DBI_MAILBOXES], pk, sizeof(pk))) != STORE_OK)
-		return err;
-	u->messages = u->messages > dc.messages ? u->messages - dc.messages : 0;
-	u->used = u->used > dc.bytes ? u->used - dc.bytes : 0;
-	if ((err = store_user_put(st, txn, u, 0)) != STORE_OK)
-		return err;
 	const struct store_part part = { mb->name, strlen(mb->name) };
-	if ((err = store_changelog_append(st, txn, STORE_CH_MAILBOX_DEL, u->id, mb->id, 0, &part,
-					  1)) != STORE_OK)
+	int err = store_mbox_remove(st, txn, op, u, mb);
+
+	if (err != STORE_OK)
 		return err;
-	store_touch(op, u->id, mb->id);
-	return STORE_OK;
+	return store_changelog_append(st, txn, STORE_CH_MAILBOX_DEL, u->id, mb->id, 0, &part, 1);
 }
 
 static int merge_mbox_del(struct store *st, MDB_txn *txn, struct store_op *op,

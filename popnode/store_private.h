@@ -584,6 +584,17 @@ void store_keepalive_cb(evutil_socket_t fd, short what, void *arg);
 /* After the writer is joined: run every remaining completion here. */
 void store_drain_completions(struct store *st);
 
+/* store_mbox_ops.c, shared with store_apply.c and store_merge.c. */
+/* Remove name's index entry if it points to mboxid (a rename may have
+ * given the name to another mailbox already). */
+int store_mbox_name_release(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
+			    uint32_t mboxid);
+/* Remove mailbox mb of user u: its messages (body references dropped,
+ * u's counters lowered and u written), keyword table, tombstones, name
+ * and record; observers told.  No changelog record (the caller's). */
+int store_mbox_remove(struct store *st, MDB_txn *txn, struct store_op *op, struct store_user *u,
+		      const struct store_mailbox *mb);
+
 /* store_change.c: shared by store_apply.c, store_merge.c, store_snapshot.c. */
 /* A meta counter, 0 when absent. */
 int store_meta_u64_or0(struct store *st, MDB_txn *txn, const char *key, size_t klen,
