@@ -105,7 +105,7 @@ static void be(uint8_t *p, uint64_t v, int bytes)
 		p[i] = (uint8_t)v;
 }
 
-/* The same bytes as repl_status.c's `mirror list` digest. */
+/* A message's part of its mailbox's digest (also `popctl mirror list`'s, repl_status.c). */
 static int dig_msg(const struct store_msg *m, void *arg)
 {
 	struct dig *d = arg;

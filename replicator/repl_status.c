@@ -11,10 +11,11 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <openssl/evp.h>
 
 #include "config.h"
 #include "node.h"
+#include "repl_noc.h"
+#include "repl_noc_wire.h"
 #include "repl_private.h"
 #include "repl_snapshot.h"
 #include "replicator.h"
@@ -314,63 +315,29 @@ void replicator_render_metrics(struct node *n, struct evbuffer *out)
 
 /* ---- content digests ------------------------------------------------------- */
 
+/* `popctl mirror list`: one user's mailboxes, digested as
+ * `popctl verify` does (repl_noc_digest). */
 struct content {
 	struct store *st;
 	struct evbuffer *out;
-	const struct store_user *u;
-	EVP_MD_CTX *md;
-	uint32_t n;
+	struct repl_noc_copy copy;
 	int err;
 };
-
-static void be(uint8_t *p, uint64_t v, int bytes)
-{
-	for (int i = bytes - 1; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static int msg_cb(const struct store_msg *m, void *arg)
-{
-	struct content *c = arg;
-	uint8_t b[4 + 4 + 8 + STORE_BODY_HASH_LEN];
-
-	be(b, m->uid, 4);
-	be(b + 4, m->flags, 4);
-	be(b + 8, m->keywords, 8);
-	memcpy(b + 16, m->hash, STORE_BODY_HASH_LEN);
-	EVP_DigestUpdate(c->md, b, sizeof(b));
-	c->n++;
-	return 0;
-}
-
-static int mbox_cb(const struct store_mailbox *mb, void *arg)
-{
-	struct content *c = arg;
-	uint8_t d[EVP_MAX_MD_SIZE];
-	unsigned dl = 0;
-
-	c->n = 0;
-	if (EVP_DigestInit_ex(c->md, EVP_sha256(), NULL) != 1)
-		return c->err = -1;
-	if (store_msg_foreach(c->st, c->u->id, mb->id, msg_cb, c) != STORE_OK ||
-	    EVP_DigestFinal_ex(c->md, d, &dl) != 1)
-		return c->err = -1;
-	evbuffer_add_printf(c->out, "%s\t", c->u->name);
-	tfield(c->out, mb->name);
-	evbuffer_add_printf(c->out, "\t%u\t%u\t%u\t", c->n, mb->uidvalidity, mb->uidnext);
-	for (unsigned i = 0; i < 8 && i < dl; i++)
-		evbuffer_add_printf(c->out, "%02x", d[i]);
-	evbuffer_add(c->out, "\n", 1);
-	return 0;
-}
 
 static int user_cb(const struct store_user *u, void *arg)
 {
 	struct content *c = arg;
 
-	c->u = u;
-	if (store_mailbox_foreach(c->st, u->id, mbox_cb, c) != STORE_OK || c->err != 0)
+	if (repl_noc_digest(c->st, u->name, &c->copy) < 0)
 		return c->err = -1;
+	for (size_t i = 0; i < c->copy.n_mb; i++) {
+		const struct repl_noc_mbox *mb = &c->copy.mb[i];
+
+		evbuffer_add_printf(c->out, "%s\t", u->name);
+		tfield(c->out, mb->name);
+		evbuffer_add_printf(c->out, "\t%u\t%u\t%u\t%s\n", mb->messages, mb->uidvalidity,
+				    mb->uidnext, mb->digest);
+	}
 	return 0;
 }
 
@@ -378,23 +345,19 @@ int replicator_render_content(struct node *n, const char *origin, struct evbuffe
 			      const char **why_r)
 {
 	struct content c = { .out = out };
+	int rc;
 
 	c.st = replicator_store_of(n, origin);
 	if (c.st == NULL) {
 		*why_r = "no mirror of that POP here";
 		return -1;
 	}
-	c.md = EVP_MD_CTX_new();
-	if (c.md == NULL) {
-		*why_r = "out of memory";
-		return -1;
-	}
 	evbuffer_add_printf(out, "USER\tMAILBOX\tMESSAGES\tUIDVALIDITY\tUIDNEXT\tDIGEST\n");
-	if (store_user_foreach(c.st, user_cb, &c) != STORE_OK || c.err != 0) {
-		EVP_MD_CTX_free(c.md);
+	rc = store_user_foreach(c.st, user_cb, &c);
+	repl_noc_copy_clear(&c.copy);
+	if (rc != STORE_OK || c.err != 0) {
 		*why_r = "store read failed";
 		return -1;
 	}
-	EVP_MD_CTX_free(c.md);
 	return 0;
 }
