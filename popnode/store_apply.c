@@ -33,7 +33,6 @@
 #include "log.h"
 #include "store_private.h"
 
-
 /* USER_ADD implies these subscriptions (store_ops.c's default mailboxes). */
 static const char *const default_subs[] = {
 	"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive",
@@ -49,15 +48,11 @@ struct store_apply {
 	void *arg;
 };
 
-
-
-
 /* A missing or already present record means the state does not fit. */
 static int fit(int err)
 {
 	return err == STORE_NOTFOUND || err == STORE_EXISTS ? STORE_INVAL : err;
 }
-
 
 static int load_user(struct store *st, MDB_txn *txn, uint32_t userid, struct store_user *u_r)
 {
@@ -84,7 +79,6 @@ static int put_mbox_user(struct store *st, MDB_txn *txn, struct store_op *op, ui
 	return STORE_OK;
 }
 
-
 static int name_take(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
 		     uint32_t mboxid, unsigned flags)
 {
@@ -110,7 +104,6 @@ static int sub_put(struct store *st, MDB_txn *txn, uint32_t userid, const char *
 }
 
 /* ---- users ---------------------------------------------------------------------- */
-
 
 static int apply_user_add(struct store *st, MDB_txn *txn, const struct store_change *c)
 {
@@ -216,7 +209,6 @@ static int apply_user_del(struct store *st, MDB_txn *txn, struct store_op *op,
 }
 
 /* ---- mailboxes ------------------------------------------------------------------- */
-
 
 static int apply_mbox_add(struct store *st, MDB_txn *txn, struct store_op *op,
 			  const struct store_change *c)
@@ -343,8 +335,6 @@ static int apply_keyword_add(struct store *st, MDB_txn *txn, const struct store_
 }
 
 /* ---- messages ---------------------------------------------------------------------- */
-
-
 
 static int apply_msg_add(struct store *st, MDB_txn *txn, struct store_op *op,
 			 const struct store_apply_rec *r)

@@ -203,9 +203,6 @@ static int mdel(struct store *st, MDB_txn *txn, const struct mkey *k)
 	return rc == MDB_NOTFOUND ? STORE_OK : store_mdb_err(rc);
 }
 
-
-
-
 /* A POP id as the control socket takes it: 1-63 of A-Z a-z 0-9 . _ -,
  * so never a '/' that would make one mirror's keys another's prefix. */
 static bool mirror_ok(const char *s)
@@ -234,13 +231,6 @@ static size_t merge_prefix(uint8_t buf[MKEY_MAX], const char *mirror)
 	buf[plen + len] = '/';
 	return plen + len + 1;
 }
-
-/* ---- payloads (as store_apply.c checks them) ----------------------------- */
-
-
-
-
-
 
 /* ---- the pure rules ------------------------------------------------------ */
 
@@ -301,38 +291,28 @@ static int cmp_extent(const void *a, const void *b)
 
 /* The seq ranges earlier calls of this merge wrote ("w" entries, in
  * key order: ascending). */
+static int range_cb(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+	struct store_merge *x = ctx;
+	int err;
+
+	if (v->mv_size != 8 || k->mv_size < 8)
+		return STORE_IO;
+	if ((err = grow((void **)&x->ranges, &x->cap_ranges, x->n_ranges, sizeof(*x->ranges))) !=
+	    STORE_OK)
+		return err;
+	x->ranges[x->n_ranges].first = be64_get((const uint8_t *)k->mv_data + k->mv_size - 8);
+	x->ranges[x->n_ranges].last = be64_get(v->mv_data);
+	x->n_ranges++;
+	return STORE_OK;
+}
+
 static int ranges_load(struct store *st, MDB_txn *txn, struct store_merge *x)
 {
 	struct mkey pk;
-	MDB_val k, v;
-	MDB_cursor *cur;
-	MDB_cursor_op how = MDB_SET_RANGE;
-	int rc, err = STORE_OK;
 
 	mkey_start(x, &pk, 'w');
-	if ((rc = mdb_cursor_open(txn, st->dbi[DBI_META], &cur)) != 0)
-		return store_mdb_err(rc);
-	k.mv_size = pk.len;
-	k.mv_data = pk.b;
-	while ((rc = mdb_cursor_get(cur, &k, &v, how)) == 0) {
-		how = MDB_NEXT;
-		if (k.mv_size != pk.len + 8 || memcmp(k.mv_data, pk.b, pk.len) != 0)
-			break;
-		if (v.mv_size != 8) {
-			err = STORE_IO;
-			break;
-		}
-		if ((err = grow((void **)&x->ranges, &x->cap_ranges, x->n_ranges,
-				sizeof(*x->ranges))) != STORE_OK)
-			break;
-		x->ranges[x->n_ranges].first = be64_get((const uint8_t *)k.mv_data + pk.len);
-		x->ranges[x->n_ranges].last = be64_get(v.mv_data);
-		x->n_ranges++;
-	}
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		err = store_mdb_err(rc);
-	mdb_cursor_close(cur);
-	return err;
+	return store_scan_prefix(st, txn, st->dbi[DBI_META], pk.b, pk.len, pk.len, range_cb, x);
 }
 
 /* The home's own changes after B (its records past B that the merge did
@@ -1316,7 +1296,6 @@ static int name_take(struct store *st, MDB_txn *txn, uint32_t userid, const char
 	return err == STORE_EXISTS ? STORE_IO : err;
 }
 
-
 static int merge_mbox_rename(struct store *st, MDB_txn *txn, struct store_op *op,
 			     struct store_merge *x, const struct store_change *c)
 {
@@ -1379,40 +1358,31 @@ struct uid_list {
 /* The home UIDs of the messages this merge brought from the mirror's
  * mailbox (muser, mmbox): its "i" entries (a joined mailbox has one per
  * message). */
+static int merged_uid_cb(const MDB_val *k, const MDB_val *v, void *ctx)
+{
+	struct uid_list *l = ctx;
+	int err;
+
+	if (v->mv_size != 4)
+		return STORE_IO;
+	if (be32_get(v->mv_data) == 0)
+		return STORE_OK;
+	if ((err = grow((void **)&l->uids, &l->cap, l->n, sizeof(*l->uids))) != STORE_OK)
+		return err;
+	l->uids[l->n++] = be32_get(v->mv_data);
+	return STORE_OK;
+}
+
 static int merged_uids(struct store *st, MDB_txn *txn, struct store_merge *x, uint32_t muser,
 		       uint32_t mmbox, struct uid_list *l)
 {
 	struct mkey pk;
-	MDB_val k, v;
-	MDB_cursor *cur;
-	MDB_cursor_op how = MDB_SET_RANGE;
-	int rc, err = STORE_OK;
 
 	mkey_start(x, &pk, 'i');
 	mkey_be32(&pk, muser);
 	mkey_be32(&pk, mmbox);
-	if ((rc = mdb_cursor_open(txn, st->dbi[DBI_META], &cur)) != 0)
-		return store_mdb_err(rc);
-	k.mv_size = pk.len;
-	k.mv_data = pk.b;
-	while ((rc = mdb_cursor_get(cur, &k, &v, how)) == 0) {
-		how = MDB_NEXT;
-		if (k.mv_size != pk.len + 4 || memcmp(k.mv_data, pk.b, pk.len) != 0)
-			break;
-		if (v.mv_size != 4) {
-			err = STORE_IO;
-			break;
-		}
-		if (be32_get(v.mv_data) == 0)
-			continue;
-		if ((err = grow((void **)&l->uids, &l->cap, l->n, sizeof(*l->uids))) != STORE_OK)
-			break;
-		l->uids[l->n++] = be32_get(v.mv_data);
-	}
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		err = store_mdb_err(rc);
-	mdb_cursor_close(cur);
-	return err;
+	return store_scan_prefix(st, txn, st->dbi[DBI_META], pk.b, pk.len, pk.len, merged_uid_cb,
+				 l);
 }
 
 /* Delete the home's mailbox mb as store_op_mbox_delete does. */

@@ -503,6 +503,13 @@ int store_mbox_create_parents(struct store *st, MDB_txn *txn, struct store_op *o
 int store_body_ref(struct store *st, MDB_txn *txn, const uint8_t hash[STORE_BODY_HASH_LEN],
 		   const char *body, size_t body_len, const void *meta, size_t meta_len);
 int store_body_unref(struct store *st, MDB_txn *txn, const uint8_t hash[STORE_BODY_HASH_LEN]);
+/* Call each() for every record of dbi from key start (start_len bytes)
+ * on, in key order, while the key begins with start's first plen bytes.
+ * each() returns STORE_OK to go on, 1 to stop there, or an error.
+ * STORE_OK (also when stopped) or the error. */
+int store_scan_prefix(struct store *st, MDB_txn *txn, MDB_dbi dbi, const uint8_t *start,
+		      size_t start_len, size_t plen,
+		      int (*each)(const MDB_val *k, const MDB_val *v, void *ctx), void *ctx);
 /* Delete every key of dbi starting with prefix, calling each() (if set)
  * on the record first.  Re-seeks after each delete. */
 int store_del_prefix(struct store *st, MDB_txn *txn, MDB_dbi dbi,

@@ -46,8 +46,6 @@ static bool origin_ok(const char *origin, size_t *len_r)
 	return len > 0 && len < STORE_POP_MAX;
 }
 
-
-
 /* An OP_FN op with ctx, whose callback (done) frees ctx. */
 static void submit_fn(struct store *st, int (*fn)(struct store *, MDB_txn *, struct store_op *),
 		      void *ctx, store_done_cb *done, int prefail)

@@ -309,6 +309,31 @@ int store_body_unref(struct store *st, MDB_txn *txn, const uint8_t hash[STORE_BO
 	return store_put(txn, st->dbi[DBI_BODYREFS], hash, STORE_BODY_HASH_LEN, rec, sizeof(rec), 0);
 }
 
+int store_scan_prefix(struct store *st, MDB_txn *txn, MDB_dbi dbi, const uint8_t *start,
+		      size_t start_len, size_t plen,
+		      int (*each)(const MDB_val *k, const MDB_val *v, void *ctx), void *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val k = { .mv_size = start_len, .mv_data = (void *)start }, v;
+	MDB_cursor_op how = MDB_SET_RANGE;
+	int rc, err = STORE_OK;
+
+	(void)st;
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return store_mdb_err(rc);
+	while ((rc = mdb_cursor_get(cur, &k, &v, how)) == 0) {
+		how = MDB_NEXT;
+		if (k.mv_size < plen || memcmp(k.mv_data, start, plen) != 0)
+			break;
+		if ((err = each(&k, &v, ctx)) != STORE_OK)
+			break;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		err = store_mdb_err(rc);
+	mdb_cursor_close(cur);
+	return err > 0 ? STORE_OK : err;
+}
+
 int store_del_prefix(struct store *st, MDB_txn *txn, MDB_dbi dbi,
 		     const uint8_t *prefix, size_t plen,
 		     int (*each)(struct store *st, MDB_txn *txn, const MDB_val *k,
