@@ -245,6 +245,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		for (size_t i = 0; i < f->n_peers; i++)
 			f->p[i].to_tell = true;
 	}
+	bool on_mirror = node_sessions_on_mirror(f->n);	/* once per tick */
+
 	for (size_t i = 0; i < f->n_peers; i++) {
 		struct fo_peer *p = &f->p[i];
 		bool usable = link_peer_usable(f->n->link, p->id);
@@ -254,7 +256,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 		/* The home is back: failover sessions end, so their clients
 		 * reconnect to it and no change lands here after it started
 		 * taking this copy's changes back. */
-		if (usable && node_sessions_on_mirror(f->n) &&
+		if (usable && on_mirror &&
 		    (st = replicator_store_of(f->n, p->id)) != NULL &&
 		    (k = node_sessions_end_on_store(f->n, st)) > 0)
 			log_info("failover.home_back", "origin=%s sessions_ended=%u", p->id, k);
