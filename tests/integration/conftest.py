@@ -19,6 +19,27 @@ POPNODE = os.environ.get("POPNODE_BIN", os.path.join(ROOT, "bin", "popnode"))
 POPCTL = os.environ.get("POPCTL_BIN", os.path.join(ROOT, "bin", "popctl"))
 
 
+def proc_gone(pid):
+    """No thread of pid still runs.  A killed process's main thread shows
+    "Z" while its other threads may still be on their way out (one in an
+    fsync, say); its files, listening sockets included, are closed only
+    when the last one is gone."""
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return True
+    for t in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t), "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        close = data.rfind(b")")
+        if close >= 0 and data[close + 2:close + 3] not in (b"Z", b"X"):
+            return False
+    return True
+
+
 def free_ports(n):
     """n distinct free loopback ports (all held open while choosing)."""
     socks = []

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import POPCTL, POPNODE, free_ports
+from conftest import POPCTL, POPNODE, free_ports, proc_gone
 
 V4 = "192.0.2.53"
 V6 = "2001:db8::53"
@@ -238,13 +238,7 @@ def test_supervisor_killed_takes_the_mail_process_with_it(pop):
     pop.proc.kill()        # SIGKILL of the supervisor itself
     pop.proc.wait()
 
-    def child_gone():
-        try:
-            with open("/proc/%d/stat" % child) as f:
-                return f.read().split(")")[-1].split()[0] == "Z"
-        except OSError:
-            return True
-    wait_for("the mail process dies with its supervisor", child_gone, timeout=2)
+    wait_for("the mail process dies with its supervisor", lambda: proc_gone(child), timeout=2)
     # (the addresses stay: nothing is left to withdraw them) -- the next
     # supervisor withdraws at start, then announces once healthy
     pop.start()

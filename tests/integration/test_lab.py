@@ -6,16 +6,14 @@ test's temp dir, so the test neither reads nor replaces the user's own
 "most recent lab".  `down` always runs in a finally.
 """
 import os
-import signal
 import socket
 import ssl
 import stat
 import subprocess
-import time
 
 import pytest
 
-from conftest import POPCTL, POPNODE, ROOT
+from conftest import POPCTL, POPNODE, ROOT, proc_gone as gone
 
 LAB = os.path.join(ROOT, "deploy", "lab")
 LINK_CERTS = os.path.join(ROOT, "deploy", "link-certs")
@@ -80,15 +78,6 @@ def refused(port):
             return False
     except ConnectionRefusedError:
         return True
-
-
-def gone(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
 
 
 def processes_naming(path):

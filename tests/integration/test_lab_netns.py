@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import POPCTL, POPNODE, ROOT
+from conftest import POPCTL, POPNODE, ROOT, proc_gone as gone
 
 LAB = os.path.join(ROOT, "deploy", "lab")
 NETNS_RUN = "/run/netns"
@@ -118,15 +118,6 @@ def pids_in_lab_namespaces():
         if (st.st_dev, st.st_ino) in keys and not gone(int(d)):
             out.append(int(d))
     return out
-
-
-def gone(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")
 
 
 def in_client(env, d, *argv, timeout=30):
