@@ -15,9 +15,11 @@
  * (versioned directory records shared across POPs: reads, the local
  * record written by every user op, applying a peer's records),
  * store_apply.c (a mirror applies another POP's changelog records),
- * store_snapshot.c (generation, changelog trimming, reading a whole
- * store as a snapshot, loading one into a fresh store, replacing a
- * store's environment).
+ * store_generation.c (the store's generation id), store_trim.c
+ * (changelog trimming), store_snapshot.c (reading a whole store as a
+ * snapshot), store_snapshot_load.c (loading one into a fresh store,
+ * replacing a store's environment), store_merge*.c (taking a mirror's
+ * failover changes back; store_merge_int.h).
  *
  * On-disk layout (docs/store.md has the full story).  Integers are
  * big-endian so LMDB's bytewise key order is numeric order; every value
@@ -231,7 +233,8 @@ enum store_op_type {
 	OP_COPY,
 	OP_DIR_APPLY,
 	OP_APPLY,
-	OP_FN,			/* u.fn: an op of store_snapshot.c */
+	OP_FN,			/* u.fn: an op given as a function (snapshot
+			 * load, generation, trim, merge) */
 };
 
 typedef void store_deliver_cb(const struct store_rcpt *rcpts, size_t n, void *arg);
@@ -602,7 +605,7 @@ int store_mbox_name_release(struct store *st, MDB_txn *txn, uint32_t userid, con
 int store_mbox_remove(struct store *st, MDB_txn *txn, struct store_op *op, struct store_user *u,
 		      const struct store_mailbox *mb);
 
-/* store_change.c: shared by store_apply.c, store_merge.c, store_snapshot.c. */
+/* store_change.c: shared by store_apply.c, the merge and the snapshot files. */
 /* A meta counter, 0 when absent. */
 int store_meta_u64_or0(struct store *st, MDB_txn *txn, const char *key, size_t klen,
 		       uint64_t *v_r);

@@ -1,6 +1,7 @@
 /*
  * test_store_snapshot.c - generation, changelog trimming, snapshots and
- * replacing a store (store_snapshot.c):
+ * replacing a store (store_generation.c, store_trim.c, store_snapshot.c,
+ * store_snapshot_load.c):
  *
  *   - a snapshot of a store with a rich history (store_history.h), read
  *     in steps of one item while the source keeps changing, loaded into
