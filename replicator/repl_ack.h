@@ -80,7 +80,7 @@ struct repl_ack_waiter *repl_ack_wait_commit(struct node *n, repl_ack_cb *cb, vo
  * accepts NULL. */
 void repl_ack_cancel(struct repl_ack_waiter **w);
 
-/* From the shipper (replicator.c).  A mirror's stream started or ended
+/* From the shipper (repl_ship.c).  A mirror's stream started or ended
  * streaming. */
 void repl_ack_mirror_state(struct node *n, const char *mirror, bool streaming);
 /* A mirror acknowledged seq as applied (durable there); last is this
