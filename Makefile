@@ -97,7 +97,7 @@ integration: all $(INTEG_BINS)
 # libFuzzer targets: each fuzz_NAME.c is built with clang against the
 # parser sources listed here, then run for FUZZ_SECONDS from its corpus.
 FUZZ_SECONDS ?= 15
-FUZZ_TARGETS := lmtp pop3 config imap mime dirwire bird repl decode noc
+FUZZ_TARGETS := lmtp pop3 config imap mime dirwire bird repl decode noc forward
 FUZZ_lmtp_SRCS := popnode/lmtp_parse.c
 FUZZ_pop3_SRCS := imapproxy/pop3_parse.c
 FUZZ_bird_SRCS := anycast/bird_parse.c
@@ -108,6 +108,8 @@ FUZZ_config_SRCS := popnode/config.c popnode/log.c anycast/prefix.c
 FUZZ_mime_SRCS := popnode/mime.c imapproxy/imap_body.c
 FUZZ_dirwire_SRCS := popnode/dir_wire.c popnode/directory.c
 FUZZ_dirwire_LIBS := -lcrypt -lcrypto
+FUZZ_forward_SRCS := popnode/forward_wire.c popnode/directory.c
+FUZZ_forward_LIBS := -lcrypt -lcrypto
 FUZZ_imap_SRCS := imapproxy/imap_arena.c imapproxy/imap_utf7.c imapproxy/imap_seqset.c \
 	imapproxy/imap_date.c imapproxy/imap_reader.c imapproxy/imap_parse.c \
 	imapproxy/imap_fetch_parse.c imapproxy/imap_search_parse.c imapproxy/imap_search.c \
