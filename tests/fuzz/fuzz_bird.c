@@ -20,17 +20,9 @@
 #include <string.h>
 
 #include "bird_parse.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                               \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			fprintf(stderr, "fuzz_bird: check failed: %s (line %d)\n", \
-				#cond, __LINE__);                                 \
-			abort();                                                  \
-		}                                                                 \
-	} while (0)
 
 #define CHECK_FIELD(f) CHECK(memchr((f), '\0', sizeof(f)) != NULL)
 

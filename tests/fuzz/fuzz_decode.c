@@ -25,17 +25,9 @@
 #include "imap_decode.h"
 #include "imap_search.h"
 #include "mime.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "fuzz_decode: check failed: %s (line %d)\n", \
-				#cond, __LINE__);                                    \
-			abort();                                                     \
-		}                                                                    \
-	} while (0)
 
 enum dec { DEC_B64, DEC_QP, DEC_FOLD };
 

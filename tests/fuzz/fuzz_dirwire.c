@@ -16,17 +16,9 @@
 #include <string.h>
 
 #include "dir_wire.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                               \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			fprintf(stderr, "CHECK failed: %s (%s:%d)\n", #cond, __FILE__, \
-				__LINE__);                                        \
-			abort();                                                  \
-		}                                                                 \
-	} while (0)
 
 static int same(const struct store_dir_rec *a, const struct store_dir_rec *b)
 {

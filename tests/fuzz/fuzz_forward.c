@@ -28,17 +28,9 @@
 
 #include "directory.h"
 #include "forward_wire.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                               \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			fprintf(stderr, "CHECK failed: %s (%s:%d)\n", #cond, __FILE__, \
-				__LINE__);                                        \
-			abort();                                                  \
-		}                                                                 \
-	} while (0)
 
 #define MAX_HDRS 64
 

@@ -23,17 +23,9 @@
 #include <string.h>
 
 #include "lmtp_parse.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                               \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			fprintf(stderr, "fuzz_lmtp: check failed: %s (line %d)\n", \
-				#cond, __LINE__);                                 \
-			abort();                                                  \
-		}                                                                 \
-	} while (0)
 
 static void check_printable(const char *s, size_t len)
 {

@@ -22,17 +22,9 @@
 
 #include "imap_body.h"
 #include "mime.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                \
-	do {                                                                       \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "fuzz_mime: check failed: %s (line %d)\n", \
-				#cond, __LINE__);                                  \
-			abort();                                                   \
-		}                                                                  \
-	} while (0)
 
 static const char PREFIX[] = "Return-Path: <a@b>\r\nDelivered-To: u@x\r\n";
 

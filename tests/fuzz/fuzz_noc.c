@@ -23,17 +23,9 @@
 
 #include "repl_noc_wire.h"
 #include "replicator.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                               \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			fprintf(stderr, "CHECK failed: %s (%s:%d)\n", #cond, __FILE__, \
-				__LINE__);                                        \
-			abort();                                                  \
-		}                                                                 \
-	} while (0)
 
 /* The parser checks state names against replicator_state_name, which
  * lives in replicator.c with the whole replicator behind it: the harness

@@ -18,17 +18,9 @@
 #include <string.h>
 
 #include "repl_wire.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                               \
-	do {                                                                      \
-		if (!(cond)) {                                                    \
-			fprintf(stderr, "CHECK failed: %s (%s:%d)\n", #cond, __FILE__, \
-				__LINE__);                                        \
-			abort();                                                  \
-		}                                                                 \
-	} while (0)
 
 static const struct repl_limits lim = { .body_max = 2048, .meta_max = 512 };
 
