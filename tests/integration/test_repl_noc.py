@@ -236,8 +236,13 @@ def test_verify_unreachable_mirror(four):
         assert row[1:3] == ["mirror", "unreachable"], r.stdout
         assert [l.split()[2] for l in r.stdout.splitlines() if l.startswith("pop3 ")][0] == "match"
         assert took < 8, took      # two rounds of at most 2 s, plus popctl
-        # pop4 stopped while its check waits for pop2: the control socket
-        # goes, cancelling the query (its streams reset); a clean exit
+        # pop4 stopped while its check waits for a mirror: the control
+        # socket goes, cancelling the query (its streams reset); a clean
+        # exit.  The mirror waited for is pop3, frozen just now: pop4's
+        # link may have given up on pop2 already (then pop2's answer is
+        # "unreachable" at once), but still takes pop3 for up for about
+        # two seconds.
+        os.kill(pop3.proc.pid, signal.SIGSTOP)
         p = subprocess.Popen([POPCTL, "-s", pop4.sock, "verify", "alice"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
@@ -246,6 +251,7 @@ def test_verify_unreachable_mirror(four):
         assert p.wait(10) == 3
     finally:
         os.kill(pop2.proc.pid, signal.SIGCONT)
+        os.kill(pop3.proc.pid, signal.SIGCONT)
     four.restart(4)
     wait_verify(pop4, 0)
 
