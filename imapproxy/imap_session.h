@@ -460,8 +460,9 @@ void imap_registry_notify(struct node *n, const struct store *st, uint32_t useri
 			  uint32_t mboxid);
 
 /* Highest UID of the mailbox whose \Recent a session has claimed (0 if
- * none): messages above it count as RECENT for STATUS. */
-uint32_t imap_registry_recent_uid(struct node *n, const struct store *st, uint32_t userid,
+ * none; the mark stored in st when no session had it selected since the
+ * start): messages above it count as RECENT for STATUS. */
+uint32_t imap_registry_recent_uid(struct node *n, struct store *st, uint32_t userid,
 				  uint32_t mboxid);
 
 /* ---- misc shared helpers (imap_cmd_mailbox.c) ---------------------------------- */

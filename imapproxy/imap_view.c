@@ -20,10 +20,18 @@
  *
  * \Recent.  RFC 3501 gives \Recent to one session only.  Each registry
  * entry (user, mailbox) remembers the highest UID whose \Recent has been
- * claimed; a read-write session that sees a message above it claims it.
- * The mark lives in memory only: after a restart every message is
- * \Recent once more (documented in docs/imap.md).  Entries without
- * sessions are kept for that mark, up to IDLE_ENTRIES_MAX of them.
+ * claimed; a read-write session that sees a message above it claims it
+ * at once, in memory.  The mark is kept in the store too (store.h
+ * "\Recent claim marks"), so that it survives a restart and the pruning
+ * of idle entries: a new entry starts from the stored mark, and a load
+ * or sync that raised it writes it (entry_save: one write in flight per
+ * entry; when it completes and the mark moved on meanwhile, the next
+ * one).  The completion finds its entry again by key, so an entry freed
+ * meanwhile (imap_fini) is never touched; prune skips entries with a
+ * write in flight.  A failed write is logged: the mark in memory is still
+ * right, only a restart (or pruning the entry) before the next write
+ * would lose it.  Entries without sessions are kept, up to
+ * IDLE_ENTRIES_MAX of them, to spare the store reads.
  *
  * Registry.  A hash table (store, userid, mboxid) -> entry with the
  * sessions that have the mailbox selected.  The store is part of the key
@@ -51,10 +59,12 @@
 #define IDLE_ENTRIES_MAX 100000
 
 struct imap_view_entry {
-	const struct store *st;
+	struct store *st;
 	uint32_t userid, mboxid;
 	struct imap_view_entry *next;		/* hash chain */
 	uint32_t recent_uid;			/* \Recent claimed up to here */
+	uint32_t saved_uid;			/* ... and in the store up to here */
+	bool saving;				/* a store_recent_set in flight */
 	struct imap_session **sessions;
 	size_t n, cap;
 };
@@ -113,41 +123,54 @@ static void registry_grow(struct imap_registry *r)
 	r->n_buckets = nb;
 }
 
-/* Drop every entry without sessions (their \Recent marks go). */
+/* Drop every entry without sessions and without a write in flight (their
+ * \Recent marks are in the store, or lost with a write that failed). */
 static void registry_prune(struct imap_registry *r)
 {
+	size_t kept = 0;
+
 	for (size_t i = 0; i < r->n_buckets; i++) {
 		struct imap_view_entry **pp = &r->buckets[i];
 		while (*pp != NULL) {
 			struct imap_view_entry *e = *pp;
-			if (e->n == 0) {
+			if (e->n == 0 && !e->saving) {
 				*pp = e->next;
 				free(e->sessions);
 				free(e);
 				r->n_entries--;
 			} else {
+				if (e->n == 0)
+					kept++;
 				pp = &e->next;
 			}
 		}
 	}
-	r->n_idle = 0;
+	r->n_idle = kept;
 }
 
-static struct imap_view_entry *entry_get(struct imap_registry *r, const struct store *st,
+static struct imap_view_entry *entry_get(struct imap_registry *r, struct store *st,
 					 uint32_t userid, uint32_t mboxid)
 {
 	struct imap_view_entry *e = entry_find(r, st, userid, mboxid);
+	uint32_t mark;
+	int err;
 
 	if (e != NULL)
 		return e;
 	if (r->n_idle >= IDLE_ENTRIES_MAX)
 		registry_prune(r);
+	/* a failed read starts from 0: messages \Recent once more, as
+	 * RFC 3501 allows; the store's mark only ever goes up */
+	if ((err = store_recent_get(st, userid, mboxid, &mark)) != STORE_OK)
+		log_warn("imap.recent_load_failed", "userid=%" PRIu32 " mboxid=%" PRIu32
+			 " error=\"%s\"", userid, mboxid, store_strerror(err));
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
 		return NULL;
 	e->st = st;
 	e->userid = userid;
 	e->mboxid = mboxid;
+	e->recent_uid = e->saved_uid = mark;
 	size_t k = bucket_of(r, st, userid, mboxid);
 	e->next = r->buckets[k];
 	r->buckets[k] = e;
@@ -190,6 +213,77 @@ static void entry_remove(struct imap_registry *r, struct imap_view_entry *e,
 		r->n_idle++;
 	}
 }
+
+/* ---- the \Recent mark in the store ---------------------------------------- */
+
+/* One store_recent_set in flight: the entry's key, so the completion
+ * looks the entry up again rather than holding a pointer to it. */
+struct recent_save {
+	struct node *n;
+	struct store *st;
+	uint32_t userid, mboxid, uid;
+};
+
+static void entry_save(struct imap_registry *r, struct imap_view_entry *e);
+
+/* Runs on the loop once the write is durable or failed, also from
+ * store_close (main closes the store before imap_fini; a mirror store
+ * may close after it: n->imap NULL then, nothing to update). */
+static void recent_saved(int err, void *arg)
+{
+	struct recent_save *c = arg;
+	struct imap_registry *r = c->n->imap;
+	struct imap_view_entry *e = r != NULL ? entry_find(r, c->st, c->userid, c->mboxid)
+					      : NULL;
+
+	if (err == STORE_OK)
+		log_debug("imap.recent_saved", "userid=%" PRIu32 " mboxid=%" PRIu32
+			  " uid=%" PRIu32, c->userid, c->mboxid, c->uid);
+	else if (err != STORE_NOTFOUND)		/* NOTFOUND: mailbox deleted */
+		log_warn("imap.recent_save_failed", "userid=%" PRIu32 " mboxid=%" PRIu32
+			 " uid=%" PRIu32 " error=\"%s\"", c->userid, c->mboxid, c->uid,
+			 store_strerror(err));
+	if (e != NULL && e->saving) {
+		e->saving = false;
+		if (err == STORE_OK) {
+			if (c->uid > e->saved_uid)
+				e->saved_uid = c->uid;
+			entry_save(r, e);	/* claimed more meanwhile */
+		}
+	}
+	free(c);
+}
+
+/* Write e's mark to the store if it is above what the store has, unless
+ * a write is in flight already (its completion comes back here). */
+static void entry_save(struct imap_registry *r, struct imap_view_entry *e)
+{
+	struct recent_save *c;
+
+	if (e->saving || e->recent_uid <= e->saved_uid)
+		return;
+	if ((c = malloc(sizeof(*c))) == NULL) {
+		log_warn("imap.recent_save_failed", "userid=%" PRIu32 " mboxid=%" PRIu32
+			 " uid=%" PRIu32 " error=\"out of memory\"", e->userid, e->mboxid,
+			 e->recent_uid);
+		return;
+	}
+	*c = (struct recent_save){
+		.n = r->n, .st = e->st, .userid = e->userid, .mboxid = e->mboxid,
+		.uid = e->recent_uid,
+	};
+	e->saving = true;	/* before: the callback never runs inside the call */
+	store_recent_set(e->st, e->userid, e->mboxid, e->recent_uid, recent_saved, c);
+}
+
+/* After a load or sync of s's view: persist what it claimed. */
+static void view_save_recent(struct imap_session *s)
+{
+	if (s->view.entry != NULL && s->n->imap != NULL)
+		entry_save(s->n->imap, s->view.entry);
+}
+
+/* ---- store observer -------------------------------------------------------- */
 
 /* arg is the node, valid for the whole run: a mirror store may close
  * after imap_fini (n->imap NULL then). */
@@ -298,13 +392,19 @@ void imap_registry_notify(struct node *n, const struct store *st, uint32_t useri
 				notify_entry(e);
 }
 
-uint32_t imap_registry_recent_uid(struct node *n, const struct store *st, uint32_t userid,
+uint32_t imap_registry_recent_uid(struct node *n, struct store *st, uint32_t userid,
 				  uint32_t mboxid)
 {
 	struct imap_view_entry *e = n->imap != NULL ? entry_find(n->imap, st, userid, mboxid)
 						    : NULL;
+	uint32_t mark;
 
-	return e != NULL ? e->recent_uid : 0;
+	if (e != NULL)
+		return e->recent_uid;
+	/* not selected since the start (or since pruned): the stored mark */
+	if (store_recent_get(st, userid, mboxid, &mark) != STORE_OK)
+		return 0;
+	return mark;
 }
 
 /* ---- lookups ------------------------------------------------------------- */
@@ -583,6 +683,7 @@ int imap_view_open(struct imap_session *s, const struct store_mailbox *mb, bool 
 		if (c.oom)
 			err = STORE_IO;
 	}
+	view_save_recent(s);	/* what it claimed stays claimed, also on error */
 	if (err != STORE_OK) {
 		imap_view_close(s);
 		return err;
@@ -865,6 +966,7 @@ announce:
 		imap_untagged(s, "%" PRIu32 " RECENT", v->n_recent);
 	}
 out:
+	view_save_recent(s);
 	free(c.changed);
 	free(c.uids);
 	return err;

@@ -871,6 +871,30 @@ void store_msg_copy(struct store *st, uint32_t userid, uint32_t src_mboxid,
 		    const uint32_t *uids, size_t n, uint32_t dst_mboxid, bool move,
 		    store_copy_cb *cb, void *arg);
 
+/* ---- IMAP \Recent claim marks ---------------------------------------------- *
+ *
+ * RFC 3501 2.3.2 gives a message's \Recent to exactly one session, the
+ * first to be told of it.  The IMAP layer remembers per mailbox the
+ * highest UID whose \Recent a session has claimed, and keeps that mark
+ * here so that it survives a restart.  It is this POP's session state,
+ * not mail: no changelog record, so it is not replicated, merged or in
+ * snapshots (a mirror serving in failover has a mark of its own, usually
+ * none).  It goes with its mailbox (every way a mailbox is removed) and
+ * with its user.  docs/store.md, docs/imap.md. */
+
+/* The mark of (userid, mboxid) in *uid_r: 0 when there is none (also for
+ * an unknown mailbox).  Synchronous (one read transaction).  STORE_OK or
+ * STORE_IO (*uid_r 0). */
+int store_recent_get(struct store *st, uint32_t userid, uint32_t mboxid, uint32_t *uid_r);
+
+/* Raise the mark of (userid, mboxid) to uid: the stored value becomes
+ * max(old, uid), never lower.  A queued write like the others (group
+ * commit; cb on the loop once durable), without a changelog record or a
+ * change observer call.  err: STORE_OK (also when the mark was already
+ * at or above uid); STORE_NOTFOUND (no such mailbox: nothing written). */
+void store_recent_set(struct store *st, uint32_t userid, uint32_t mboxid, uint32_t uid,
+		      store_done_cb *cb, void *arg);
+
 /* Called on the loop thread after each successful group commit, once per
  * (userid, mboxid) whose messages, flags or mailbox record the commit
  * changed (deliveries, appends, flag stores, copies and moves, expunges,

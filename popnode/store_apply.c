@@ -203,7 +203,8 @@ static int apply_user_del(struct store *st, MDB_txn *txn, struct store_op *op,
 		if (err != STORE_OK)
 			return err;
 	}
-	if ((err = store_del(txn, st->dbi[DBI_USERS], u.name, strlen(u.name))) != STORE_OK)
+	if ((err = store_recent_del_user(st, txn, u.id)) != STORE_OK ||
+	    (err = store_del(txn, st->dbi[DBI_USERS], u.name, strlen(u.name))) != STORE_OK)
 		return err;
 	return store_del(txn, st->dbi[DBI_USERIDS], pk, 4);
 }

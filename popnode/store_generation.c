@@ -110,5 +110,5 @@ void store_set_generation(struct store *st, const char *hex, store_done_cb *cb, 
 	g->arg = arg;
 	if (err == STORE_OK)
 		memcpy(g->hex, hex, STORE_GEN_HEX);
-	snap_submit_fn(st, op_gen_set, g, gen_set_done, err);
+	store_submit_fn(st, op_gen_set, g, gen_set_done, err);
 }

@@ -137,6 +137,7 @@ int store_mbox_remove(struct store *st, MDB_txn *txn, struct store_op *op, struc
 				    NULL)) != STORE_OK ||
 	    (err = store_del_prefix(st, txn, st->dbi[DBI_VANISHED], pk, sizeof(pk), NULL,
 				    NULL)) != STORE_OK ||
+	    (err = store_recent_del(st, txn, u->id, mb->id)) != STORE_OK ||
 	    (err = store_mbox_name_release(st, txn, u->id, mb->name, mb->id)) != STORE_OK ||
 	    (err = store_del(txn, st->dbi[DBI_MAILBOXES], pk, sizeof(pk))) != STORE_OK)
 		return err;

@@ -149,6 +149,8 @@ int store_user_remove(struct store *st, MDB_txn *txn, struct store_op *op,
 		if (err != STORE_OK)
 			return err;
 	}
+	if ((err = store_recent_del_user(st, txn, u->id)) != STORE_OK)
+		return err;
 	if ((err = store_del(txn, st->dbi[DBI_USERS], u->name, name_len)) != STORE_OK ||
 	    (err = store_del(txn, st->dbi[DBI_USERIDS], pk, 4)) != STORE_OK)
 		return err;

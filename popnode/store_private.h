@@ -6,7 +6,8 @@
  * Files: store.c (open/close, directory reads, stats), store_read.c (the
  * IMAP reads), store_upgrade.c (format 1 -> 2 -> 3 at open), store_write.c
  * (submitting the original ops, the writer thread, group commit,
- * completions on the loop), store_submit.c (submitting the IMAP ops),
+ * completions on the loop), store_submit.c (submitting the IMAP ops
+ * and ops given as a function),
  * store_txn.c (primitives every op uses: puts, counters, changelog,
  * bodies, keyword table, tombstones), store_ops.c (users, expunge,
  * delivery), store_mbox_ops.c (mailbox create/delete/rename, subscribe),
@@ -14,6 +15,7 @@
  * key encoding, record loaders shared by reads and ops), store_dir.c
  * (versioned directory records shared across POPs: reads, the local
  * record written by every user op, applying a peer's records),
+ * store_recent.c (the per-mailbox IMAP \Recent claim mark),
  * store_apply.c (a mirror applies another POP's changelog records),
  * store_generation.c (the store's generation id), store_trim.c
  * (changelog trimming), store_snapshot.c (reading a whole store as a
@@ -34,7 +36,7 @@
  *   bodyrefs   sha256[32]                    -> ver, refcount BE64, length BE64
  *   bodymeta   sha256[32]                    -> ver, metadata blob
  *   changelog  origin_len u8, origin, seq BE64 -> change record
- *   meta       ascii name                    -> counter (see META_*)
+ *   meta       ascii name [, binary]         -> counter (see META_*)
  *   subs       userid BE32, name key         -> ver, name
  *   keywords   userid, mboxid (BE32 x2), idx u8 -> ver, name
  *   vanished   userid, mboxid, uid (BE32 x3) -> ver, modseq BE64
@@ -83,6 +85,9 @@
 #define META_TRIMMED_PREFIX "trimmed/"	/* "trimmed/" origin -> BE64 last seq trimmed */
 #define META_MERGE_PREFIX "merge/"	/* "merge/" mirror "/" type, binary key: a
 					 * merge in progress (store_merge.c) */
+#define META_RECENT_PREFIX "recent/"	/* "recent/" userid BE32 mboxid BE32 -> BE32:
+					 * \Recent claimed up to this UID
+					 * (store_recent.c; not in the changelog) */
 
 enum store_dbi {
 	DBI_USERS,
@@ -214,6 +219,7 @@ struct store_dirrec {
 #define DIRPEER_KEY_MAX (sizeof(META_DIRPEER_PREFIX) + STORE_POP_MAX)
 #define APPLIED_KEY_MAX (sizeof(META_APPLIED_PREFIX) + STORE_POP_MAX)
 #define TRIMMED_KEY_MAX (sizeof(META_TRIMMED_PREFIX) + STORE_POP_MAX)
+#define RECENT_KEY_LEN (sizeof(META_RECENT_PREFIX) - 1 + 8)
 #define STORE_DIR_MAX 4096		/* bytes of the environment's directory path */
 
 /* ---- queued write ops ----------------------------------------------------- */
@@ -234,7 +240,7 @@ enum store_op_type {
 	OP_DIR_APPLY,
 	OP_APPLY,
 	OP_FN,			/* u.fn: an op given as a function (snapshot
-			 * load, generation, trim, merge) */
+			 * load, generation, trim, merge, \Recent mark) */
 };
 
 typedef void store_deliver_cb(const struct store_rcpt *rcpts, size_t n, void *arg);
@@ -543,8 +549,8 @@ int store_user_create(struct store *st, MDB_txn *txn, struct store_op *op,
 		      struct store_user *u);
 /* The body of a user delete: u (as loaded) loses its mailboxes,
  * messages (body references dropped), subscriptions, keyword tables,
- * vanished UIDs and its users/userids records; USER_DEL is logged.  No
- * directory record. */
+ * vanished UIDs, \Recent marks and its users/userids records; USER_DEL
+ * is logged.  No directory record. */
 int store_user_remove(struct store *st, MDB_txn *txn, struct store_op *op,
 		      const struct store_user *u);
 /* Each returns a store_err; on error the caller aborts the txn. */
@@ -581,6 +587,20 @@ int store_op_dir_apply(struct store *st, MDB_txn *txn, struct store_op *op);
 
 int store_op_apply(struct store *st, MDB_txn *txn, struct store_op *op);
 
+/* ---- store_submit.c ------------------------------------------------------- */
+
+/* Submit an OP_FN op running fn with ctx; done (the op's callback) frees
+ * ctx.  prefail other than STORE_OK: fails with it without running. */
+void store_submit_fn(struct store *st, int (*fn)(struct store *, MDB_txn *, struct store_op *),
+		     void *ctx, store_done_cb *done, int prefail);
+
+/* ---- store_recent.c: \Recent marks inside a txn ----------------------------- */
+
+/* Delete the mark of (userid, mboxid), if any. */
+int store_recent_del(struct store *st, MDB_txn *txn, uint32_t userid, uint32_t mboxid);
+/* Delete every mark of userid. */
+int store_recent_del_user(struct store *st, MDB_txn *txn, uint32_t userid);
+
 /* ---- store_write.c -------------------------------------------------------- */
 
 void *store_xcalloc(size_t n, size_t size);
@@ -600,8 +620,8 @@ void store_drain_completions(struct store *st);
 int store_mbox_name_release(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
 			    uint32_t mboxid);
 /* Remove mailbox mb of user u: its messages (body references dropped,
- * u's counters lowered and u written), keyword table, tombstones, name
- * and record; observers told.  No changelog record (the caller's). */
+ * u's counters lowered and u written), keyword table, tombstones,
+ * \Recent mark, name and record; observers told.  No changelog record (the caller's). */
 int store_mbox_remove(struct store *st, MDB_txn *txn, struct store_op *op, struct store_user *u,
 		      const struct store_mailbox *mb);
 

@@ -5,7 +5,7 @@
  * sub-database after the other with a cursor that stays open, so a
  * caller on the event loop reads it in bounded steps.
  *
- * Also the small helpers store_generation.c, store_trim.c and
+ * Also the small helper that store_generation.c, store_trim.c and
  * store_snapshot_load.c share (store_snapshot_int.h).
  */
 #include <stdlib.h>
@@ -22,24 +22,6 @@ size_t snap_prefixed_key(char *buf, const char *prefix, const char *origin, size
 	memcpy(buf, prefix, plen);
 	memcpy(buf + plen, origin, origin_len);
 	return plen + origin_len;
-}
-
-/* An OP_FN op with ctx, whose callback (done) frees ctx. */
-void snap_submit_fn(struct store *st, int (*fn)(struct store *, MDB_txn *, struct store_op *),
-		    void *ctx, store_done_cb *done, int prefail)
-{
-	struct store_op *op = store_xcalloc(1, sizeof(*op));
-
-	op->type = OP_FN;
-	op->cb = done;
-	op->arg = ctx;
-	op->u.fn.fn = fn;
-	op->u.fn.ctx = ctx;
-	if (prefail != STORE_OK) {
-		op->err = prefail;
-		op->prefailed = true;
-	}
-	store_submit(st, op);
 }
 
 /* ---- reading a snapshot ------------------------------------------------------ */

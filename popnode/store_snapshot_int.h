@@ -1,7 +1,7 @@
 /*
  * store_snapshot_int.h - what store_generation.c (the generation),
  * store_trim.c (trimming the changelog), store_snapshot.c (reading a
- * snapshot; the small helpers) and store_snapshot_load.c (loading one,
+ * snapshot; the small helper) and store_snapshot_load.c (loading one,
  * replacing a store's environment) share.  Nobody else includes it.
  */
 #ifndef POPNODE_STORE_SNAPSHOT_INT_H
@@ -15,10 +15,6 @@
 
 /* prefix then origin (origin_len bytes, no NUL) into buf; its length. */
 size_t snap_prefixed_key(char *buf, const char *prefix, const char *origin, size_t origin_len);
-/* Submit an OP_FN op running fn with ctx; done (the op's callback) frees
- * ctx.  prefail other than STORE_OK: fails with it without running. */
-void snap_submit_fn(struct store *st, int (*fn)(struct store *, MDB_txn *, struct store_op *),
-		    void *ctx, store_done_cb *done, int prefail);
 
 /* ---- store_generation.c ---- */
 

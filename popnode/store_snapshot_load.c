@@ -344,7 +344,7 @@ void store_snap_load(struct store *st, const struct store_snap_item *items, size
 		err = STORE_INVAL;
 	else
 		err = copy_items(l, items, n);
-	snap_submit_fn(st, op_load, l, load_done, err);
+	store_submit_fn(st, op_load, l, load_done, err);
 }
 
 struct snap_finish {
@@ -400,9 +400,9 @@ void store_snap_finish(struct store *st, const struct store_snap_info *info, boo
 	f->mirror = mirror;
 	if (info != NULL)
 		f->info = *info;
-	snap_submit_fn(st, op_finish, f, finish_done,
-		  info != NULL && store_generation_check(info->generation) == STORE_OK
-			  ? STORE_OK : STORE_INVAL);
+	store_submit_fn(st, op_finish, f, finish_done,
+			info != NULL && store_generation_check(info->generation) == STORE_OK
+				? STORE_OK : STORE_INVAL);
 }
 
 /* ---- replacing the environment ------------------------------------------------------- */

@@ -5,6 +5,10 @@
  * caller's memory is not ours after return), and queue it with
  * store_submit() (store_write.c).  An op refused here never reaches the
  * writer; its callback still runs on the loop, like any other.
+ *
+ * Also store_submit_fn: an op given as a function (OP_FN), for the
+ * store's files whose ops need no case of their own in the writer
+ * (generation, trimming, snapshot loading, \Recent marks).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +81,22 @@ static int take_uids(const uint32_t *uids, size_t n, uint32_t **out_r, size_t *n
 	*out_r = out;
 	*n_r = store_uids_normalize(out, n);
 	return STORE_OK;
+}
+
+/* ---- an op given as a function ---------------------------------------------- */
+
+void store_submit_fn(struct store *st, int (*fn)(struct store *, MDB_txn *, struct store_op *),
+		     void *ctx, store_done_cb *done, int prefail)
+{
+	struct store_op *op = op_new(OP_FN, ctx);
+
+	op->cb = done;
+	op->u.fn.fn = fn;
+	op->u.fn.ctx = ctx;
+	if (prefail != STORE_OK)
+		refuse(st, op, prefail);
+	else
+		store_submit(st, op);
 }
 
 /* ---- mailboxes ------------------------------------------------------------- */

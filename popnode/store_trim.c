@@ -96,5 +96,5 @@ void store_changelog_trim(struct store *st, const char *origin, uint64_t upto, s
 		err = STORE_INVAL;
 	else
 		memcpy(t->origin, origin, olen);
-	snap_submit_fn(st, op_trim, t, trim_done, err);
+	store_submit_fn(st, op_trim, t, trim_done, err);
 }
