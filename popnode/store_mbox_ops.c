@@ -15,9 +15,7 @@
 
 #include "store_private.h"
 
-/* Add or remove one subscription, with its changelog record.  Removing a
- * name that is not subscribed is STORE_NOTFOUND; adding one that is, OK. */
-static int sub_set(struct store *st, MDB_txn *txn, uint32_t userid, const char *name, bool on)
+int store_sub_set(struct store *st, MDB_txn *txn, uint32_t userid, const char *name, bool on)
 {
 	uint8_t nk[MBOXNAME_KEY_MAX], rec[1 + STORE_MBOX_MAX], flag = on ? 1 : 0;
 	size_t nklen, len = strlen(name);
@@ -54,7 +52,7 @@ int store_op_subscribe(struct store *st, MDB_txn *txn, struct store_op *op)
 
 	if (err != STORE_OK)
 		return err;
-	return sub_set(st, txn, u.id, op->u.mbox.name, op->u.mbox.on);
+	return store_sub_set(st, txn, u.id, op->u.mbox.name, op->u.mbox.on);
 }
 
 /* ---- create ----------------------------------------------------------------- */
@@ -261,9 +259,9 @@ static int rename_one(struct store *st, MDB_txn *txn, struct store_op *op, uint3
 	if (err == STORE_NOTFOUND)
 		return STORE_OK;
 	if (err != STORE_OK ||
-	    (err = sub_set(st, txn, userid, oldname, false)) != STORE_OK)
+	    (err = store_sub_set(st, txn, userid, oldname, false)) != STORE_OK)
 		return err;
-	return sub_set(st, txn, userid, newname, true);
+	return store_sub_set(st, txn, userid, newname, true);
 }
 
 static int rename_tree(struct store *st, MDB_txn *txn, struct store_op *op, uint32_t userid,

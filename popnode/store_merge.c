@@ -327,16 +327,10 @@ static void merge_done(int err, void *arg)
 }
 
 static struct store_merge *merge_new(struct store *st, const char *mirror, store_done_cb *cb,
-				     void *arg, struct store_op **op_r, int *err_r)
+				     void *arg, int *err_r)
 {
-	struct store_op *op = store_xcalloc(1, sizeof(*op));
 	struct store_merge *x = store_xcalloc(1, sizeof(*x));
 
-	op->type = OP_FN;
-	op->cb = merge_done;
-	op->arg = x;
-	op->u.fn.fn = merge_run;
-	op->u.fn.ctx = x;
 	x->cb = cb;
 	x->arg = arg;
 	*err_r = STORE_OK;
@@ -347,26 +341,15 @@ static struct store_merge *merge_new(struct store *st, const char *mirror, store
 		strcpy(x->mirror, mirror);
 		x->prefix_len = merge_prefix(x->prefix, mirror);
 	}
-	*op_r = op;
 	return x;
-}
-
-static void submit(struct store *st, struct store_op *op, int err)
-{
-	if (err != STORE_OK) {
-		op->err = err;
-		op->prefailed = true;
-	}
-	store_submit(st, op);
 }
 
 void store_merge_changes(struct store *st, const char *mirror, uint64_t base,
 			 const struct store_apply_rec *recs, size_t n,
 			 struct store_merge_stats *stats_r, store_done_cb *cb, void *arg)
 {
-	struct store_op *op;
 	int err;
-	struct store_merge *x = merge_new(st, mirror, cb, arg, &op, &err);
+	struct store_merge *x = merge_new(st, mirror, cb, arg, &err);
 
 	x->stats_r = stats_r;
 	x->base = base;
@@ -377,32 +360,30 @@ void store_merge_changes(struct store *st, const char *mirror, uint64_t base,
 		err = store_ch_copy_recs(recs, n, base + 1, &x->recs, &x->blob);
 	if (err == STORE_OK)
 		x->n = n;
-	submit(st, op, err);
+	store_submit_fn(st, merge_run, x, merge_done, err);
 }
 
 void store_merge_begin(struct store *st, const char *mirror, uint64_t base, uint64_t last,
 		       store_done_cb *cb, void *arg)
 {
-	struct store_op *op;
 	int err;
-	struct store_merge *x = merge_new(st, mirror, cb, arg, &op, &err);
+	struct store_merge *x = merge_new(st, mirror, cb, arg, &err);
 
 	x->what = M_BEGIN;
 	x->base = base;
 	x->last = last;
 	if (last <= base)
 		err = STORE_INVAL;
-	submit(st, op, err);
+	store_submit_fn(st, merge_run, x, merge_done, err);
 }
 
 void store_merge_end(struct store *st, const char *mirror, store_done_cb *cb, void *arg)
 {
-	struct store_op *op;
 	int err;
-	struct store_merge *x = merge_new(st, mirror, cb, arg, &op, &err);
+	struct store_merge *x = merge_new(st, mirror, cb, arg, &err);
 
 	x->what = M_END;
-	submit(st, op, err);
+	store_submit_fn(st, merge_run, x, merge_done, err);
 }
 
 int store_merge_position(struct store *st, const char *mirror, uint64_t *base_r,

@@ -735,9 +735,8 @@ static int merge_subscribe(struct store *st, MDB_txn *txn, struct store_merge *x
 			   const struct store_change *c)
 {
 	char name[STORE_MBOX_MAX];
-	uint8_t nk[MBOXNAME_KEY_MAX], rec[1 + STORE_MBOX_MAX], on;
 	struct store_user u;
-	size_t nklen, len;
+	uint8_t on;
 	bool have;
 	int err;
 
@@ -753,25 +752,8 @@ static int merge_subscribe(struct store *st, MDB_txn *txn, struct store_merge *x
 		x->stats.skipped++;
 		return STORE_OK;
 	}
-	err = store_sub_get(st, txn, u.id, name);
-	if (err != STORE_OK && err != STORE_NOTFOUND)
-		return err;
-	if ((err == STORE_OK) == (on == 1))
-		return STORE_OK;	/* as the mirror wants it already */
-	if ((nklen = mboxname_key(nk, u.id, name)) == 0)
-		return STORE_IO;
-	len = strlen(name);
-	if (on) {
-		rec[0] = STORE_REC_V1;
-		memcpy(rec + 1, name, len);
-		err = store_put(txn, st->dbi[DBI_SUBS], nk, nklen, rec, 1 + len, 0);
-	} else {
-		err = store_del(txn, st->dbi[DBI_SUBS], nk, nklen);
-	}
-	if (err != STORE_OK)
-		return err;
-	const struct store_part parts[] = { { &on, 1 }, { name, len } };
-	return store_changelog_append(st, txn, STORE_CH_SUBSCRIBE, u.id, 0, 0, parts, 2);
+	err = store_sub_set(st, txn, u.id, name, on == 1);
+	return err == STORE_NOTFOUND ? STORE_OK : err;	/* as the mirror wants it already */
 }
 
 static int merge_keyword_add(struct store *st, MDB_txn *txn, struct store_merge *x,

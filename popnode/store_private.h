@@ -615,6 +615,9 @@ void store_keepalive_cb(evutil_socket_t fd, short what, void *arg);
 void store_drain_completions(struct store *st);
 
 /* store_mbox_ops.c, shared with store_apply.c and store_merge.c. */
+/* Add or remove one subscription, with its changelog record.  Removing a
+ * name that is not subscribed is STORE_NOTFOUND; adding one that is, OK. */
+int store_sub_set(struct store *st, MDB_txn *txn, uint32_t userid, const char *name, bool on);
 /* Remove name's index entry if it points to mboxid (a rename may have
  * given the name to another mailbox already). */
 int store_mbox_name_release(struct store *st, MDB_txn *txn, uint32_t userid, const char *name,
