@@ -104,7 +104,8 @@ FUZZ_bird_SRCS := anycast/bird_parse.c
 FUZZ_repl_SRCS := replicator/repl_wire.c
 FUZZ_noc_SRCS := replicator/repl_noc_wire.c popnode/control_proto.c popnode/directory.c
 FUZZ_noc_LIBS := -levent -lcrypt -lcrypto
-FUZZ_config_SRCS := popnode/config.c popnode/log.c anycast/prefix.c
+FUZZ_config_SRCS := popnode/config.c popnode/config_check.c popnode/config_util.c \
+	popnode/log.c anycast/prefix.c
 FUZZ_mime_SRCS := popnode/mime.c imapproxy/imap_body.c
 FUZZ_dirwire_SRCS := popnode/dir_wire.c popnode/directory.c
 FUZZ_dirwire_LIBS := -lcrypt -lcrypto

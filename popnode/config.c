@@ -1,7 +1,8 @@
 /*
  * config.c - popnode's configuration file: a table of directives, each with
- * its type, field, range and default, one line parser that walks it, and
- * one check for what spans several directives.
+ * its type, field, range and default, and one line parser that walks it.
+ * The check for what spans several directives is in config_check.c, dev
+ * mode and the lookups in config_util.c, what they share in config_int.h.
  *
  * The table (directives[] below) is the single source of truth: defaults are
  * written in the file syntax ("50M", "10m") and applied by config_defaults()
@@ -34,7 +35,7 @@
  * an "ms" suffix (the health timers).  The older durations keep their
  * whole-second syntax and messages.
  */
-#include "config.h"
+#include "config_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -46,7 +47,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -54,12 +54,6 @@
 #define CONFIG_LINE_MAX 4096		/* bytes in one config line */
 #define CONFIG_FILE_MAX (1024 * 1024)	/* bytes in one config file */
 #define CONFIG_TOKENS_MAX 8		/* words on one line */
-#define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
-
-#define KIB 1024ULL
-#define MIB (1024ULL * KIB)
-#define GIB (1024ULL * MIB)
-#define TIB (1024ULL * GIB)
 
 enum dtype {
 	D_NODE_ID,	/* [a-z0-9-]{1,63} */
@@ -169,7 +163,7 @@ static const struct directive directives[] = {
 };
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))
 
-static const char *const proto_names[PROTO_COUNT] = {
+const char *const cfg_proto_names[PROTO_COUNT] = {
 	[PROTO_LMTP] = "lmtp", [PROTO_POP3] = "pop3", [PROTO_POP3S] = "pop3s",
 	[PROTO_IMAP] = "imap", [PROTO_IMAPS] = "imaps", [PROTO_HTTP] = "http",
 };
@@ -190,9 +184,7 @@ struct pctx {
 
 /* ---- messages ------------------------------------------------------------ */
 
-static void set_err(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsz, const char *fmt, ...)
+void cfg_set_err(char *err, size_t errsz, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -214,7 +206,7 @@ static int perr(struct pctx *x, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	set_err(x->err, x->errsz, "%s:%d: %s", x->name, x->line, msg);
+	cfg_set_err(x->err, x->errsz, "%s:%d: %s", x->name, x->line, msg);
 	return -1;
 }
 
@@ -262,7 +254,7 @@ static void fmt_duration(char *buf, size_t sz, uint64_t v)
 }
 
 /* milliseconds: "200ms", or in whole seconds/minutes/hours when exact */
-static void fmt_duration_ms(char *buf, size_t sz, uint64_t v)
+void cfg_fmt_duration_ms(char *buf, size_t sz, uint64_t v)
 {
 	if (v % 1000 != 0)
 		snprintf(buf, sz, "%llums", (unsigned long long)v);
@@ -277,7 +269,7 @@ static void fmt_value(char *buf, size_t sz, enum dtype t, uint64_t v)
 	else if (t == D_DURATION)
 		fmt_duration(buf, sz, v);
 	else if (t == D_DURATION_MS)
-		fmt_duration_ms(buf, sz, v);
+		cfg_fmt_duration_ms(buf, sz, v);
 	else
 		snprintf(buf, sz, "%llu", (unsigned long long)v);
 }
@@ -353,7 +345,7 @@ static int parse_number(enum dtype type, struct tok t, uint64_t *out)
 	return 0;
 }
 
-static bool valid_node_id(const char *p, size_t len)
+bool cfg_valid_node_id(const char *p, size_t len)
 {
 	if (len < 1 || len > 63)
 		return false;
@@ -446,44 +438,23 @@ static bool is_loopback(const struct listen_conf *l)
 	return false;
 }
 
-static bool host_is_wildcard(const char *host)
+bool cfg_host_is_wildcard(const char *host)
 {
 	return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
 }
 
-static bool host_is_v6(const char *host)
+bool cfg_host_is_v6(const char *host)
 {
 	return strchr(host, ':') != NULL;
 }
 
-/* Two TCP sockets that cannot both be bound: one port, and the same host,
- * or a wildcard and any host of the same family (IPv6 sockets are
- * V6ONLY, so 0.0.0.0 and [::] do not collide). */
-static bool addr_clash(const char *h1, uint16_t p1, const char *h2, uint16_t p2)
-{
-	if (p1 != p2)
-		return false;
-	if (strcmp(h1, h2) == 0)
-		return true;
-	return host_is_v6(h1) == host_is_v6(h2) && (host_is_wildcard(h1) || host_is_wildcard(h2));
-}
-
 /* "[::1]:110", "127.0.0.1:110" */
-static void fmt_addr(char *buf, size_t sz, const char *host, uint16_t port)
+void cfg_fmt_addr(char *buf, size_t sz, const char *host, uint16_t port)
 {
-	if (host_is_v6(host))
+	if (cfg_host_is_v6(host))
 		snprintf(buf, sz, "[%s]:%u", host, (unsigned)port);
 	else
 		snprintf(buf, sz, "%s:%u", host, (unsigned)port);
-}
-
-/* "unix:/path", "[::1]:110", "127.0.0.1:110" */
-static void listen_addr(char *buf, size_t sz, const struct listen_conf *l)
-{
-	if (l->is_unix)
-		snprintf(buf, sz, "unix:%s", l->path);
-	else
-		fmt_addr(buf, sz, l->host, l->port);
 }
 
 static int parse_port(struct pctx *x, const char *dname, struct tok t, uint16_t *port)
@@ -550,7 +521,7 @@ static int parse_listen_addr(struct pctx *x, struct listen_conf *l, struct tok a
 
 		if (l->proto != PROTO_LMTP && l->proto != PROTO_HTTP)
 			return perr(x, "listen: unix sockets are only for lmtp and http, not %s",
-				    proto_names[l->proto]);
+				    cfg_proto_names[l->proto]);
 		if (check_abs_path(x, "listen", path) < 0)
 			return -1;
 		if (path.len > SUN_PATH_MAX)
@@ -578,7 +549,7 @@ static int do_listen(struct pctx *x, const struct tok *v, size_t nv)
 		return perr(x, "listen: more than %d listeners", CONFIG_MAX_LISTENS);
 	memset(&l, 0, sizeof(l));
 	for (p = 0; p < PROTO_COUNT; p++)
-		if (tok_is(v[0], proto_names[p]))
+		if (tok_is(v[0], cfg_proto_names[p]))
 			break;
 	if (p == PROTO_COUNT)
 		return perr(x, "listen: unknown protocol \"%s\" (lmtp, pop3, pop3s, imap, imaps, "
@@ -624,18 +595,19 @@ static int do_listen(struct pctx *x, const struct tok *v, size_t nv)
 			    l.tls == LTLS_IMPLICIT ? " (this one is TLS from the first byte)" : "");
 	if (o_plain && mailbox)
 		return perr(x, "listen: option \"plaintext\" is for lmtp and http; %s listeners "
-			    "take \"plaintext-auth\" (and \"no-starttls\")", proto_names[l.proto]);
+			    "take \"plaintext-auth\" (and \"no-starttls\")",
+			    cfg_proto_names[l.proto]);
 	if (o_plain && l.tls == LTLS_IMPLICIT)
 		return perr(x, "listen: option \"plaintext\" makes no sense on %s, which is TLS "
-			    "from the first byte", proto_names[l.proto]);
+			    "from the first byte", cfg_proto_names[l.proto]);
 	if (o_nostarttls && !o_auth)
 		return perr(x, "listen: no-starttls leaves this %s listener without TLS, so "
 			    "passwords would cross the network in the clear; add \"plaintext-auth\" "
-			    "too if that is really wanted", proto_names[l.proto]);
+			    "too if that is really wanted", cfg_proto_names[l.proto]);
 	if ((l.proto == PROTO_LMTP || l.proto == PROTO_HTTP) && !is_loopback(&l) && !o_plain)
 		return perr(x, "listen: %s on the non-loopback address %s is plaintext; nothing "
 			    "listens in plaintext without an explicit setting: add the option "
-			    "\"plaintext\"", proto_names[l.proto], l.host);
+			    "\"plaintext\"", cfg_proto_names[l.proto], l.host);
 	l.plaintext_auth = o_auth;
 	snprintf(l.file, sizeof(l.file), "%s", x->name);
 	l.line = x->line;
@@ -698,7 +670,7 @@ static int do_peer(struct pctx *x, const struct tok *v, size_t nv)
 
 	if (nv != 2)
 		return perr(x, "peer: expected ID HOST:PORT, as in \"peer ams1 10.0.0.2:7443\"");
-	if (!valid_node_id(v[0].p, v[0].len))
+	if (!cfg_valid_node_id(v[0].p, v[0].len))
 		return perr(x, "peer: id \"%s\" must be 1-63 characters of a-z, 0-9 and \"-\" (the "
 			    "peer's node_id)", q(&b, v[0]));
 	memset(&p, 0, sizeof(p));
@@ -706,8 +678,8 @@ static int do_peer(struct pctx *x, const struct tok *v, size_t nv)
 	if (parse_ip_port(x, "peer", "IPv4:port or [IPv6]:port", false, v[1], p.host,
 			  sizeof(p.host), &p.port) < 0)
 		return -1;
-	fmt_addr(addr, sizeof(addr), p.host, p.port);
-	if (host_is_wildcard(p.host))
+	cfg_fmt_addr(addr, sizeof(addr), p.host, p.port);
+	if (cfg_host_is_wildcard(p.host))
 		return perr(x, "peer %s: %s is not an address to connect to (0.0.0.0 and [::] are "
 			    "for listening)", p.id, addr);
 	for (size_t i = 0; i < c->n_peers; i++) {
@@ -737,7 +709,7 @@ static int do_mirrors(struct pctx *x, const struct tok *v, size_t nv)
 	if (nv < 1 || nv > CONFIG_MAX_MIRRORS)
 		return perr(x, "mirrors: expected one or two POP ids, as in \"mirrors ams1 ber1\"");
 	for (size_t i = 0; i < nv; i++) {
-		if (!valid_node_id(v[i].p, v[i].len))
+		if (!cfg_valid_node_id(v[i].p, v[i].len))
 			return perr(x, "mirrors: \"%s\" is not a POP id (1-63 characters of a-z, 0-9 "
 				    "and \"-\")", q(&b, v[i]));
 		if (i == 1 && v[0].len == v[1].len && memcmp(v[0].p, v[1].p, v[0].len) == 0)
@@ -848,7 +820,7 @@ static int apply(struct pctx *x, const struct directive *d, const struct tok *v,
 		return 0;
 	}
 	case D_NODE_ID:
-		if (!valid_node_id(v[0].p, v[0].len))
+		if (!cfg_valid_node_id(v[0].p, v[0].len))
 			return perr(x, "%s: \"%s\" must be 1-63 characters of a-z, 0-9 and \"-\"",
 				    d->name, q(&b, v[0]));
 		return store_str(x, d->name, field, d->size, v[0]);
@@ -1041,7 +1013,7 @@ int config_parse_buf(struct config *c, const char *name, const char *buf, size_t
 		name = "(config)";
 	tmp = malloc(sizeof(*tmp));
 	if (tmp == NULL) {
-		set_err(err, errsz, "%s: out of memory", name);
+		cfg_set_err(err, errsz, "%s: out of memory", name);
 		return -1;
 	}
 	memcpy(tmp, c, sizeof(*tmp));
@@ -1066,20 +1038,20 @@ int config_parse_file(struct config *c, const char *path, char *err, size_t errs
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		set_err(err, errsz, "%s: cannot open: %s", path, strerror(errno));
+		cfg_set_err(err, errsz, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0) {
-		set_err(err, errsz, "%s: cannot read: %s", path, strerror(errno));
+		cfg_set_err(err, errsz, "%s: cannot read: %s", path, strerror(errno));
 		goto out;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		set_err(err, errsz, "%s: cannot read: %s", path, strerror(EISDIR));
+		cfg_set_err(err, errsz, "%s: cannot read: %s", path, strerror(EISDIR));
 		goto out;
 	}
 	buf = malloc(CONFIG_FILE_MAX + 1);
 	if (buf == NULL) {
-		set_err(err, errsz, "%s: out of memory", path);
+		cfg_set_err(err, errsz, "%s: out of memory", path);
 		goto out;
 	}
 	for (;;) {
@@ -1088,14 +1060,14 @@ int config_parse_file(struct config *c, const char *path, char *err, size_t errs
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			set_err(err, errsz, "%s: cannot read: %s", path, strerror(errno));
+			cfg_set_err(err, errsz, "%s: cannot read: %s", path, strerror(errno));
 			goto out;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 		if (len > CONFIG_FILE_MAX) {
-			set_err(err, errsz, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
+			cfg_set_err(err, errsz, "%s: larger than %d bytes", path, CONFIG_FILE_MAX);
 			goto out;
 		}
 	}
@@ -1104,430 +1076,4 @@ out:
 	free(buf);
 	close(fd);
 	return rc;
-}
-
-/* "FILE:LINE: ", "FILE: " when there is no line (dev), "" when no file. */
-static void where_fl(char *buf, size_t sz, const char *file, int line)
-{
-	if (file[0] == '\0')
-		buf[0] = '\0';
-	else if (line > 0)
-		snprintf(buf, sz, "%s:%d: ", file, line);
-	else
-		snprintf(buf, sz, "%s: ", file);
-}
-
-static void where(char *buf, size_t sz, const struct listen_conf *l)
-{
-	where_fl(buf, sz, l->file, l->line);
-}
-
-static int check_listen(const struct config *c, size_t i, char *err, size_t errsz)
-{
-	const struct listen_conf *l = &c->listens[i];
-	char at[CONFIG_PATH_MAX + 24], addr[CONFIG_PATH_MAX + 16];
-
-	where(at, sizeof(at), l);
-	if ((unsigned)l->proto >= PROTO_COUNT) {
-		set_err(err, errsz, "%slisten: invalid protocol", at);
-		return -1;
-	}
-	listen_addr(addr, sizeof(addr), l);
-	if (l->is_unix) {
-		if (l->path[0] != '/' || strlen(l->path) > SUN_PATH_MAX) {
-			set_err(err, errsz, "%slisten %s %s: unix socket path must be absolute and "
-				"at most %zu bytes", at, proto_names[l->proto], addr, SUN_PATH_MAX);
-			return -1;
-		}
-		if (l->proto != PROTO_LMTP && l->proto != PROTO_HTTP) {
-			set_err(err, errsz, "%slisten %s %s: unix sockets are only for lmtp and http",
-				at, proto_names[l->proto], addr);
-			return -1;
-		}
-	} else if (l->port == 0) {
-		set_err(err, errsz, "%slisten %s %s: port 0", at, proto_names[l->proto], addr);
-		return -1;
-	}
-	if (l->tls != LTLS_NONE && (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0')) {
-		set_err(err, errsz, "%slisten %s %s uses TLS, which needs tls_cert and tls_key",
-			at, proto_names[l->proto], addr);
-		return -1;
-	}
-	if ((l->proto == PROTO_POP3 || l->proto == PROTO_IMAP) && l->tls == LTLS_NONE &&
-	    !l->plaintext_auth) {
-		set_err(err, errsz, "%slisten %s %s has neither TLS nor plaintext-auth: no one "
-			"could log in", at, proto_names[l->proto], addr);
-		return -1;
-	}
-	for (size_t j = 0; j < i; j++) {
-		const struct listen_conf *o = &c->listens[j];
-		char oat[CONFIG_PATH_MAX + 24], oaddr[CONFIG_PATH_MAX + 16];
-		bool clash;
-
-		if (o->is_unix != l->is_unix)
-			continue;
-		if (l->is_unix)
-			clash = strcmp(o->path, l->path) == 0;
-		else
-			clash = addr_clash(o->host, o->port, l->host, l->port);
-		if (!clash)
-			continue;
-		where(oat, sizeof(oat), o);
-		listen_addr(oaddr, sizeof(oaddr), o);
-		if (oat[0] != '\0')
-			oat[strlen(oat) - 2] = '\0'; /* drop ": " */
-		set_err(err, errsz, "%slisten %s %s: address already used by listen %s %s%s%s", at,
-			proto_names[l->proto], addr, proto_names[o->proto], oaddr,
-			oat[0] != '\0' ? " at " : "", oat);
-		return -1;
-	}
-	return 0;
-}
-
-/* Each pinned mirror must be a peer (so not this node). */
-static int check_mirrors(const struct config *c, char *err, size_t errsz)
-{
-	char at[CONFIG_PATH_MAX + 24];
-
-	for (size_t i = 0; i < c->n_mirrors && i < CONFIG_MAX_MIRRORS; i++) {
-		if (config_peer(c, c->mirrors[i]) != NULL)
-			continue;
-		where_fl(at, sizeof(at), c->mirrors_file, c->mirrors_line);
-		set_err(err, errsz, "%smirrors: %s is %s", at, c->mirrors[i],
-			strcmp(c->mirrors[i], c->node_id) == 0 ? "this node itself"
-			: "not a configured peer");
-		return -1;
-	}
-	return 0;
-}
-
-/* The link's cross-directive rules.  Messages start at the first link
- * line (link_listen or the first peer) unless they are about one peer. */
-static int check_link(const struct config *c, char *err, size_t errsz)
-{
-	char at[CONFIG_PATH_MAX + 24] = "", what[CONFIG_NAME_MAX + 112] = "", addr[96] = "";
-	char missing[64] = "";
-
-	/* The timers are checked even without a peer: they are defaults the
-	 * link takes as soon as one is added. */
-	if (c->link_ping_interval == 0 || c->link_timeout == 0 ||
-	    c->link_ping_interval > c->link_timeout) {
-		set_err(err, errsz, "link_ping_interval (%us) must not be longer than link_timeout "
-			"(%us), and both must be at least 1s", c->link_ping_interval, c->link_timeout);
-		return -1;
-	}
-	if (c->link_breaker_failures == 0 || c->link_breaker_window == 0 ||
-	    c->link_breaker_cooloff == 0 || c->link_max_hops == 0) {
-		set_err(err, errsz, "link_breaker_failures, link_breaker_window, "
-			"link_breaker_cooloff and link_max_hops must be set");
-		return -1;
-	}
-	if (!config_link_enabled(c))
-		return check_mirrors(c, err, errsz);
-	if (c->n_peers > CONFIG_MAX_PEERS) {
-		set_err(err, errsz, "too many peers");
-		return -1;
-	}
-	if (c->link_listen_set) {
-		fmt_addr(addr, sizeof(addr), c->link_host, c->link_port);
-		where_fl(at, sizeof(at), c->link_listen_file, c->link_listen_line);
-		snprintf(what, sizeof(what), "link_listen %s", addr);
-	}
-	if (c->n_peers > 0 && (!c->link_listen_set ||
-			       (strcmp(c->peers[0].file, c->link_listen_file) == 0 &&
-				c->peers[0].line < c->link_listen_line))) {
-		where_fl(at, sizeof(at), c->peers[0].file, c->peers[0].line);
-		snprintf(what, sizeof(what), "peer %s", c->peers[0].id);
-	}
-	if (c->link_ca[0] == '\0')
-		strcat(missing, ", link_ca");
-	if (c->link_cert[0] == '\0')
-		strcat(missing, ", link_cert");
-	if (c->link_key[0] == '\0')
-		strcat(missing, ", link_key");
-	if (missing[0] != '\0') {
-		set_err(err, errsz, "%s%s: the link needs link_ca, link_cert and link_key (missing: "
-			"%s)", at, what, missing + 2);
-		return -1;
-	}
-	if (c->n_peers > 0 && !c->link_listen_set) {
-		set_err(err, errsz, "%s%s: peers need link_listen, the address this node accepts "
-			"them on", at, what);
-		return -1;
-	}
-	for (size_t i = 0; c->link_listen_set && i < c->n_listens; i++) {
-		const struct listen_conf *l = &c->listens[i];
-		char lat[CONFIG_PATH_MAX + 24], laddr[CONFIG_PATH_MAX + 16];
-
-		if (l->is_unix || !addr_clash(l->host, l->port, c->link_host, c->link_port))
-			continue;
-		where_fl(at, sizeof(at), c->link_listen_file, c->link_listen_line);
-		where(lat, sizeof(lat), l);
-		if (lat[0] != '\0')
-			lat[strlen(lat) - 2] = '\0'; /* drop ": " */
-		listen_addr(laddr, sizeof(laddr), l);
-		set_err(err, errsz, "%slink_listen %s: address already used by listen %s %s%s%s", at,
-			addr, proto_names[l->proto], laddr, lat[0] != '\0' ? " at " : "", lat);
-		return -1;
-	}
-	for (size_t i = 0; i < c->n_peers; i++) {
-		const struct peer_conf *p = &c->peers[i];
-
-		where_fl(at, sizeof(at), p->file, p->line);
-		fmt_addr(addr, sizeof(addr), p->host, p->port);
-		if (strcmp(p->id, c->node_id) == 0) {
-			set_err(err, errsz, "%speer %s: that is this node's own node_id", at, p->id);
-			return -1;
-		}
-		if (strcmp(p->host, c->link_host) == 0 && p->port == c->link_port) {
-			set_err(err, errsz, "%speer %s %s: that is this node's own link_listen address",
-				at, p->id, addr);
-			return -1;
-		}
-	}
-	return check_mirrors(c, err, errsz);
-}
-
-/* The anycast timers are checked even without an anycast_address, like
- * the link's: they are what an address added later would run with.  A
- * missing BIRD socket is not a config error but a health failure at run
- * time (BIRD may start later). */
-static int check_anycast(const struct config *c, char *err, size_t errsz)
-{
-	char a[32], b[32];
-
-	if (c->n_anycast > CONFIG_MAX_ANYCAST) {
-		set_err(err, errsz, "too many anycast addresses");
-		return -1;
-	}
-	if (c->health_interval_ms == 0 || c->health_rise == 0 || c->health_fall == 0 ||
-	    c->health_max_loop_delay_ms == 0 || c->anycast_interface[0] == '\0') {
-		set_err(err, errsz, "health_interval, health_rise, health_fall, "
-			"health_max_loop_delay and anycast_interface must be set");
-		return -1;
-	}
-	if (c->heartbeat_timeout_ms <= c->health_interval_ms) {
-		fmt_duration_ms(a, sizeof(a), c->heartbeat_timeout_ms);
-		fmt_duration_ms(b, sizeof(b), c->health_interval_ms);
-		set_err(err, errsz, "heartbeat_timeout (%s) must be longer than health_interval "
-			"(%s): the mail process reports once per interval", a, b);
-		return -1;
-	}
-	if (strlen(c->bird_socket) > SUN_PATH_MAX) {
-		set_err(err, errsz, "bird_socket: path is longer than %zu bytes, too long for a "
-			"unix socket", SUN_PATH_MAX);
-		return -1;
-	}
-	return 0;
-}
-
-int config_check(const struct config *c, char *err, size_t errsz)
-{
-	if (c->node_id[0] == '\0') {
-		set_err(err, errsz, "node_id is not set (this POP's name, e.g. \"node_id fra1\")");
-		return -1;
-	}
-	if (!valid_node_id(c->node_id, strnlen(c->node_id, sizeof(c->node_id)))) {
-		set_err(err, errsz, "node_id must be 1-63 characters of a-z, 0-9 and \"-\"");
-		return -1;
-	}
-	if (c->data_dir[0] == '\0') {
-		set_err(err, errsz, "data_dir is not set");
-		return -1;
-	}
-	if (c->n_listens == 0) {
-		set_err(err, errsz, "no listen directive: at least one listener is needed");
-		return -1;
-	}
-	if (c->n_listens > CONFIG_MAX_LISTENS || c->n_domains > CONFIG_MAX_DOMAINS) {
-		set_err(err, errsz, "too many listeners or domains");
-		return -1;
-	}
-	if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
-		set_err(err, errsz, "%s is set but %s is not: give both or neither",
-			c->tls_cert[0] ? "tls_cert" : "tls_key", c->tls_cert[0] ? "tls_key" : "tls_cert");
-		return -1;
-	}
-	for (size_t i = 0; i < c->n_listens; i++)
-		if (check_listen(c, i, err, errsz) < 0)
-			return -1;
-	if (!c->any_domain && c->n_domains == 0) {
-		for (size_t i = 0; i < c->n_listens; i++) {
-			if (c->listens[i].proto == PROTO_LMTP) {
-				char at[CONFIG_PATH_MAX + 24];
-
-				where(at, sizeof(at), &c->listens[i]);
-				set_err(err, errsz, "%slisten lmtp: no domain directive, so every "
-					"recipient would be refused; add \"domain example.com\" (or "
-					"\"domain *\")", at);
-				return -1;
-			}
-		}
-	}
-	if (c->control_socket[0] != '\0' && strlen(c->control_socket) > SUN_PATH_MAX) {
-		set_err(err, errsz, "control_socket: path is longer than %zu bytes, too long for a "
-			"unix socket", SUN_PATH_MAX);
-		return -1;
-	}
-	if (c->auth_fail_max == 0 || c->auth_fail_delay_after > c->auth_fail_max) {
-		set_err(err, errsz, "auth_fail_delay_after (%u) must not be greater than "
-			"auth_fail_max (%u), which must be at least 1", c->auth_fail_delay_after,
-			c->auth_fail_max);
-		return -1;
-	}
-	if (c->auth_fail_window == 0 || c->idle_timeout == 0) {
-		set_err(err, errsz, "auth_fail_window and idle_timeout must be at least 1s");
-		return -1;
-	}
-	if (c->max_sessions == 0 || c->max_sessions_per_ip > c->max_sessions) {
-		set_err(err, errsz, "max_sessions_per_ip (%u) must not be greater than "
-			"max_sessions (%u)", c->max_sessions_per_ip, c->max_sessions);
-		return -1;
-	}
-	if (c->max_line_length < 512 || c->max_recipients == 0 || c->commit_batch_max == 0 ||
-	    c->pop3_max_bad_commands == 0) {
-		set_err(err, errsz, "max_line_length, max_recipients, commit_batch_max and "
-			"pop3_max_bad_commands must be set");
-		return -1;
-	}
-	if (check_anycast(c, err, errsz) < 0)
-		return -1;
-	return check_link(c, err, errsz);
-}
-
-/* dir + "/" + leaf into dst, cut to fit; false if it was cut. */
-static bool join(char *dst, size_t sz, const char *dir, const char *leaf)
-{
-	size_t dl = strlen(dir), ll = strlen(leaf), n = 0;
-	bool fits = dl + 1 + ll < sz;
-
-	for (size_t i = 0; i < dl && n + 1 < sz; i++)
-		dst[n++] = dir[i];
-	if (n + 1 < sz)
-		dst[n++] = '/';
-	for (size_t i = 0; i < ll && n + 1 < sz; i++)
-		dst[n++] = leaf[i];
-	dst[n] = '\0';
-	return fits;
-}
-
-static void dev_listen(struct config *c, enum listen_proto p, enum listen_tls tls,
-		       bool plaintext_auth, uint16_t port, const char *path)
-{
-	struct listen_conf *l;
-
-	if (c->n_listens >= CONFIG_MAX_LISTENS)
-		return;
-	l = &c->listens[c->n_listens++];
-	memset(l, 0, sizeof(*l));
-	l->proto = p;
-	l->tls = tls;
-	l->plaintext_auth = plaintext_auth;
-	if (path != NULL) {
-		l->is_unix = true;
-		snprintf(l->path, sizeof(l->path), "%s", path);
-	} else {
-		snprintf(l->host, sizeof(l->host), "127.0.0.1");
-		l->port = port;
-	}
-	snprintf(l->file, sizeof(l->file), "(dev)");
-	l->line = 0;
-}
-
-void config_dev(struct config *c, const char *dir)
-{
-	char sock[CONFIG_PATH_MAX];
-	size_t n = strlen(dir);
-
-	config_defaults(c);
-	snprintf(c->node_id, sizeof(c->node_id), "dev");
-	/* "dir/" and "dir" name the same place. */
-	while (n > 1 && dir[n - 1] == '/')
-		n--;
-	if (n >= sizeof(c->data_dir))
-		n = sizeof(c->data_dir) - 1;
-	memcpy(c->data_dir, dir, n);
-	c->data_dir[n] = '\0';
-	/* A dir too long for these paths leaves them cut at 255 bytes; the
-	 * socket paths are then longer than a unix socket allows and
-	 * config_check() refuses them with a message, so nothing runs on a
-	 * truncated path. */
-	(void)join(c->tls_cert, sizeof(c->tls_cert), c->data_dir, "cert.pem");
-	(void)join(c->tls_key, sizeof(c->tls_key), c->data_dir, "key.pem");
-	(void)join(c->control_socket, sizeof(c->control_socket), c->data_dir, "control.sock");
-	(void)join(sock, sizeof(sock), c->data_dir, "lmtp.sock");
-	snprintf(c->log_target, sizeof(c->log_target), "stderr");
-	c->any_domain = true;
-	dev_listen(c, PROTO_IMAP, LTLS_STARTTLS, true, 10143, NULL);
-	dev_listen(c, PROTO_IMAPS, LTLS_IMPLICIT, false, 10993, NULL);
-	dev_listen(c, PROTO_POP3, LTLS_STARTTLS, true, 10110, NULL);
-	dev_listen(c, PROTO_POP3S, LTLS_IMPLICIT, false, 10995, NULL);
-	dev_listen(c, PROTO_LMTP, LTLS_NONE, false, 10024, NULL);
-	dev_listen(c, PROTO_HTTP, LTLS_NONE, false, 10080, NULL);
-	dev_listen(c, PROTO_LMTP, LTLS_NONE, false, 0, sock);
-	c->map_size = GIB;
-	c->dev_mode = true;
-}
-
-const char *config_proto_name(enum listen_proto p)
-{
-	if ((unsigned)p >= PROTO_COUNT)
-		return "?";
-	return proto_names[p];
-}
-
-bool config_link_enabled(const struct config *c)
-{
-	return c->link_listen_set || c->n_peers > 0;
-}
-
-const struct peer_conf *config_peer(const struct config *c, const char *id)
-{
-	if (id == NULL)
-		return NULL;
-	for (size_t i = 0; i < c->n_peers && i < CONFIG_MAX_PEERS; i++)
-		if (strcmp(c->peers[i].id, id) == 0)
-			return &c->peers[i];
-	return NULL;
-}
-
-bool config_maintenance_file(const struct config *c, char *buf, size_t sz)
-{
-	if (sz == 0)
-		return false;
-	if (c->maintenance_file[0] != '\0') {
-		size_t n = strlen(c->maintenance_file);
-
-		snprintf(buf, sz, "%s", c->maintenance_file);
-		return n < sz;
-	}
-	return join(buf, sz, c->data_dir, "maintenance");
-}
-
-bool config_domain_is_local(const struct config *c, const char *domain, size_t len)
-{
-	if (c->any_domain)
-		return true;
-	if (domain == NULL || len == 0)
-		return false;
-	for (size_t i = 0; i < c->n_domains; i++) {
-		const char *d = c->domains[i];
-		size_t k;
-
-		if (strlen(d) != len)
-			continue;
-		for (k = 0; k < len; k++) {
-			unsigned char x = (unsigned char)d[k], y = (unsigned char)domain[k];
-
-			if (x >= 'A' && x <= 'Z')
-				x = (unsigned char)(x + 32);
-			if (y >= 'A' && y <= 'Z')
-				y = (unsigned char)(y + 32);
-			if (x != y)
-				break;
-		}
-		if (k == len)
-			return true;
-	}
-	return false;
 }
