@@ -106,7 +106,8 @@ FUZZ_noc_SRCS := replicator/repl_noc_wire.c popnode/control_proto.c popnode/dire
 FUZZ_noc_LIBS := -levent -lcrypt -lcrypto
 FUZZ_config_SRCS := popnode/config.c popnode/config_check.c popnode/config_util.c \
 	popnode/log.c anycast/prefix.c
-FUZZ_mime_SRCS := popnode/mime.c imapproxy/imap_body.c
+FUZZ_mime_SRCS := popnode/mime_parse.c popnode/mime_value.c popnode/mime_addr.c \
+	popnode/mime_blob.c imapproxy/imap_body.c
 FUZZ_dirwire_SRCS := popnode/dir_wire.c popnode/directory.c
 FUZZ_dirwire_LIBS := -lcrypt -lcrypto
 FUZZ_forward_SRCS := popnode/forward_wire.c popnode/directory.c
@@ -116,7 +117,8 @@ FUZZ_imap_SRCS := imapproxy/imap_arena.c imapproxy/imap_utf7.c imapproxy/imap_se
 	imapproxy/imap_fetch_parse.c imapproxy/imap_search_parse.c imapproxy/imap_search.c \
 	imapproxy/imap_decode.c
 FUZZ_decode_SRCS := imapproxy/imap_decode.c imapproxy/imap_search.c imapproxy/imap_arena.c \
-	imapproxy/imap_seqset.c imapproxy/imap_date.c popnode/mime.c
+	imapproxy/imap_seqset.c imapproxy/imap_date.c popnode/mime_parse.c popnode/mime_value.c \
+	popnode/mime_addr.c popnode/mime_blob.c
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined $(INC)
 
 .SECONDEXPANSION:

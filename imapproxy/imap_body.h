@@ -14,7 +14,7 @@
  *
  * Nothing here does I/O or touches the store; output is appended to a
  * struct imap_buf (a plain growable byte buffer).  Depends on libc and
- * popnode/mime.c only (it is fuzzed with them).
+ * popnode/mime_*.c only (it is fuzzed with them).
  *
  * Typical FETCH use:
  *

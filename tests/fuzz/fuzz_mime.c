@@ -1,5 +1,5 @@
 /*
- * fuzz_mime.c - libFuzzer target for popnode/mime.c and imapproxy/imap_body.c.
+ * fuzz_mime.c - libFuzzer target for popnode/mime_*.c and imapproxy/imap_body.c.
  *
  * The input is a message.  It is parsed from an exact-size copy, the blob
  * decoded, and the tree checked for every invariant the IMAP side relies

@@ -3,7 +3,7 @@
  * BODY[section] location (imapproxy/imap_body.c).
  *
  * imap_body.c is compiled into this file with its allocator redirected, so
- * allocation failures can be injected; popnode/mime.c comes from the
+ * allocation failures can be injected; popnode/mime_*.c come from the
  * library.  The expected strings for the corpus in tests/unit/mime were
  * written per RFC 3501 and compared with what Dovecot 2.3 returns for the
  * same files; where they differ on purpose (see docs/mime.md: sizes of

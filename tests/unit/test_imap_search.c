@@ -6,7 +6,7 @@
  * with a zone offset, Date: header), sizes, modseq, header/body/text
  * substring search with ASCII case folding, folding, RFC 2047 words,
  * text in two pieces, lazy text loading, and KMP against a naive search;
- * BODY/TEXT over the MIME structure (popnode/mime.c): base64 and
+ * BODY/TEXT over the MIME structure (popnode/mime_*.c): base64 and
  * quoted-printable text parts in UTF-8, ISO-8859-1/15 and Windows-1252
  * found by their decoded words with caseless UTF-8 matching and not by
  * their encoded forms, non-text parts and part headers skipped, embedded

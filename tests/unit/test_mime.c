@@ -1,7 +1,7 @@
 /*
- * test_mime.c - the MIME structure parser and its blob (popnode/mime.c).
+ * test_mime.c - the MIME structure parser and its blob (popnode/mime_*.c).
  *
- * mime.c is compiled into this file (not taken from the library) with its
+ * mime_*.c are compiled into this file (not taken from the library) with their
  * allocator redirected, so allocation failures can be injected.  Messages
  * are parsed from exact-size heap copies so ASan catches any read past the
  * end.  Every parsed tree goes through check_tree(), which verifies the
@@ -50,7 +50,10 @@ static void *t_realloc(void *p, size_t sz)
 
 #define calloc t_calloc
 #define realloc t_realloc
-#include "../../popnode/mime.c"
+#include "../../popnode/mime_blob.c"
+#include "../../popnode/mime_value.c"
+#include "../../popnode/mime_addr.c"
+#include "../../popnode/mime_parse.c"
 #undef calloc
 #undef realloc
 
