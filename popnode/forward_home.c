@@ -313,7 +313,7 @@ static void deliver(struct fwd_in *fi)
 			set_reply(fi, i, 451, "4.3.0", "temporary directory failure", "io");
 			continue;
 		}
-		/* As lmtp.c: a user without a home is served where found. */
+		/* As lmtp_cmd.c: a user without a home is served where found. */
 		if (u.home[0] != '\0' && strcmp(u.home, fi->serving_for) != 0) {
 			set_reply(fi, i, 451, "4.4.0", "not homed here", "not_homed");
 			continue;
@@ -335,7 +335,7 @@ static void deliver(struct fwd_in *fi)
 		answer(fi);
 		return;
 	}
-	/* The MIME structure, as lmtp.c computes it: never a reason to refuse. */
+	/* The MIME structure, as lmtp_deliver.c computes it: never a reason to refuse. */
 	if (mime_parse(fi->body, req->size, &meta, &meta_len) < 0 || meta_len > STORE_META_MAX) {
 		log_warn("forward.mime", "via=%s size=%" PRIu64 " result=%s", req->via, req->size,
 			 meta != NULL ? "too_big" : "failed");
