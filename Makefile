@@ -114,8 +114,8 @@ FUZZ_forward_SRCS := popnode/forward_wire.c popnode/directory.c
 FUZZ_forward_LIBS := -lcrypt -lcrypto
 FUZZ_imap_SRCS := imapproxy/imap_arena.c imapproxy/imap_utf7.c imapproxy/imap_seqset.c \
 	imapproxy/imap_date.c imapproxy/imap_reader.c imapproxy/imap_parse.c \
-	imapproxy/imap_fetch_parse.c imapproxy/imap_search_parse.c imapproxy/imap_search.c \
-	imapproxy/imap_decode.c
+	imapproxy/imap_parse_tok.c imapproxy/imap_parse_cmd.c imapproxy/imap_fetch_parse.c \
+	imapproxy/imap_search_parse.c imapproxy/imap_search.c imapproxy/imap_decode.c
 FUZZ_decode_SRCS := imapproxy/imap_decode.c imapproxy/imap_search.c imapproxy/imap_arena.c \
 	imapproxy/imap_seqset.c imapproxy/imap_date.c popnode/mime_parse.c popnode/mime_value.c \
 	popnode/mime_addr.c popnode/mime_blob.c

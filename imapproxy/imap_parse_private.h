@@ -1,7 +1,8 @@
 /*
  * imap_parse_private.h - what the IMAP parser's files share and nobody
- * else uses: the parse context, the tokenizer and the per-command entry
- * points split out into imap_fetch_parse.c and imap_search_parse.c.
+ * else uses: the parse context, the tokenizer (imap_parse_tok.c) and the
+ * argument parsers (imap_parse_cmd.c, imap_fetch_parse.c,
+ * imap_search_parse.c).
  *
  * The tokenizer works on one complete command as it was sent (lines with
  * literal markers, the literal bytes inline).  Every function returns 0 or
@@ -77,6 +78,48 @@ int p_date(struct pctx *c, const char *what, int32_t *day_r);
 /* Copy into the arena (NUL-terminated). */
 int p_dup(struct pctx *c, const char *p, size_t len, struct imap_str *out);
 
+/* ATOM-CHAR (plus ']' if bracket_ok); false for -1 (the end). */
+bool p_atom_char(int ch, bool bracket_ok);
+/* A quoted string (at its '"'), unescaped into the arena. */
+int p_quoted(struct pctx *c, const char *what, struct imap_str *out);
+/* A literal "{n}" (or "~{n}" if lit8_ok) left in the buffer; big: may be
+ * the APPEND message (max_append_literal, once per command). */
+int p_literal_span(struct pctx *c, const char *what, bool big, bool lit8_ok,
+		   const char **data_r, size_t *len_r, bool *lit8_r);
+/* Decode a mailbox name or list pattern in *s (mUTF-7, or UTF-8 after
+ * ENABLE UTF8=ACCEPT), check its characters; normalize: INBOX. */
+int p_decode_mailbox(struct pctx *c, struct imap_str *s, bool normalize);
+/* list-mailbox (a LIST pattern, '%' and '*' allowed), decoded. */
+int p_list_mailbox(struct pctx *c, const char *what, struct imap_str *out);
+/* "(" item *(SP item) ")": item() per element; "()" only if empty_ok. */
+int p_list(struct pctx *c, const char *what, bool empty_ok,
+	   int (*item)(struct pctx *c, void *arg), void *arg);
+
+/* A growable array in the arena (doubling; old storage is abandoned, the
+ * total stays linear). */
+struct vec {
+	void *v;
+	size_t n, cap, elem;
+};
+
+/* Room for one more element; NULL (error recorded) if out of memory. */
+void *p_vec_push(struct pctx *c, struct vec *v);
+
+/* Flags being collected: system flag bits and keywords. */
+struct flag_acc {
+	uint32_t system;
+	struct vec kw;		/* struct imap_str */
+};
+
+/* One flag (system flag or keyword) into the struct flag_acc at arg. */
+int p_flag(struct pctx *c, void *arg);
+/* The collected flags into out, keywords deduplicated. */
+int p_finish_flags(struct pctx *c, struct flag_acc *f, struct imap_flags *out);
+/* "(" [flag *(SP flag)] ")" */
+int p_flag_list(struct pctx *c, struct imap_flags *out);
+
+/* imap_parse_cmd.c: the arguments of command c->cmd->id after its name. */
+int imap_parse_args(struct pctx *c);
 /* imap_fetch_parse.c: "set SP atts [SP (modifiers)]" after "FETCH ". */
 int imap_parse_fetch_args(struct pctx *c);
 /* imap_search_parse.c: the arguments after "SEARCH ". */
