@@ -1,5 +1,5 @@
 /*
- * fuzz_bird.c - libFuzzer target for anycast/bird_parse.c.
+ * fuzz_bird.c - libFuzzer target for anycast/bird_parse*.c.
  *
  * Input layout: byte 0 picks the reader's limits, byte 1 seeds the
  * chunking; the rest is what BIRD sends on its control socket.  Two

@@ -1,6 +1,6 @@
 /*
  * test_bird_parse.c - the BIRD control-socket reply reader and the reply
- * parsers (anycast/bird_parse.c).
+ * parsers (anycast/bird_parse.c, bird_parse_cmd.c, bird_parse_reply.c).
  *
  * The samples marked "real" were captured byte for byte from BIRD 2.0.12
  * (Debian bird2 2.0.12-7) on its control socket, with a config of a
@@ -9,8 +9,9 @@
  * cannot provoke (shutdown, graceful restart), written in the format
  * nest/cmds.c prints them.
  *
- * bird_parse.c is compiled into this file with realloc() redirected so
- * allocation failures can be injected.
+ * bird_parse.c (the reader) is compiled into this file with realloc()
+ * redirected so allocation failures can be injected; the command builders
+ * and the parsers come from the library.
  */
 #include <setjmp.h>
 #include <stdarg.h>
