@@ -1,7 +1,8 @@
 /*
  * link_conn.c - one link connection: a TLS bufferevent carrying an
- * nghttp2 session (client if we dialled, server if the peer did), and
- * the streams on it.
+ * nghttp2 session (client if we dialled, server if the peer did), its
+ * nghttp2 callbacks, PING and teardown.  The streams on it are in
+ * link_stream.c.
  *
  * nghttp2 does no I/O here: input is fed with nghttp2_session_mem_recv
  * from the read callback, output taken with nghttp2_session_mem_send
@@ -41,54 +42,6 @@
 #define MAX_HEADER_BYTES (16 * 1024)
 #define MAX_FRAME (128 * 1024)	/* largest DATA frame we accept */
 
-struct link_conn {
-	struct link *l;
-	struct link_peer *peer;		/* NULL until an inbound handshake names it */
-	bool outbound;
-	bool up;			/* the peer's SETTINGS arrived: usable */
-	bool settings_seen;
-	struct bufferevent *bev;	/* the TLS filter */
-	struct bufferevent *raw;	/* the socket, until the filter owns it */
-	SSL *ssl;
-	nghttp2_session *h2;
-	struct event *flush_ev;
-	LIST_HEAD(, link_stream) streams;
-	unsigned n_streams;
-	LIST_ENTRY(link_conn) pending_entry;	/* inbound before handshake */
-	bool in_pending;
-};
-
-struct link_stream {
-	struct link_conn *c;		/* NULL once the stream or connection closed */
-	struct link_peer *peer;
-	int32_t id;
-	bool server;
-	struct evbuffer *in, *out;
-	const struct link_stream_cbs *cbs;
-	void *arg;
-	struct event *notify;
-	struct event *timer;
-	unsigned timeout;
-	/* request (server side) or response (client side) headers */
-	char *hname[LINK_MAX_HEADERS], *hval[LINK_MAX_HEADERS];
-	size_t n_hdrs, hbytes;
-	int status;
-	char *method, *path;
-	/* pending notifications */
-	bool p_request, p_response, p_read, p_drained, p_eof, p_reset, p_timeout;
-	bool provider;			/* a data provider is attached */
-	bool responded;			/* server: response headers submitted */
-	bool deferred;			/* ... and it returned DEFERRED */
-	bool end_req;			/* link_stream_end() called */
-	bool remote_eof;
-	bool closed;			/* nghttp2 closed it, or the connection went */
-	bool read_on;
-	bool user_gone;
-	bool dispatched;		/* server: handed to its handler */
-	bool in_dispatch;
-	LIST_ENTRY(link_stream) entry;
-};
-
 int64_t link_now_ms(void)
 {
 	struct timespec ts;
@@ -105,429 +58,10 @@ static int64_t now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void conn_schedule(struct link_conn *c)
+void link_conn_schedule(struct link_conn *c)
 {
 	if (c != NULL && c->flush_ev != NULL)
 		event_active(c->flush_ev, EV_WRITE, 0);
-}
-
-/* ---- streams ------------------------------------------------------------- */
-
-static void notify_cb(evutil_socket_t fd, short what, void *arg);
-
-static void stream_notify(struct link_stream *s)
-{
-	if (!s->in_dispatch)
-		event_active(s->notify, EV_READ, 0);
-}
-
-static void stream_destroy(struct link_stream *s)
-{
-	if (s->c != NULL) {
-		LIST_REMOVE(s, entry);
-		s->c->n_streams--;
-		nghttp2_session_set_stream_user_data(s->c->h2, s->id, NULL);
-		s->c = NULL;
-	}
-	for (size_t i = 0; i < s->n_hdrs; i++) {
-		free(s->hname[i]);
-		free(s->hval[i]);
-	}
-	free(s->method);
-	free(s->path);
-	if (s->timer != NULL)
-		event_free(s->timer);
-	event_free(s->notify);
-	evbuffer_free(s->in);
-	evbuffer_free(s->out);
-	free(s);
-}
-
-/* The stream is finished at the HTTP/2 level (or its connection is gone). */
-static void stream_detach(struct link_stream *s, bool reset)
-{
-	if (s->c != NULL) {
-		LIST_REMOVE(s, entry);
-		s->c->n_streams--;
-		s->c = NULL;
-	}
-	s->closed = true;
-	/* Nobody holds a request that was never handed to its handler
-	 * (reset, or malformed, before its headers ended). */
-	if (s->user_gone || (s->server && !s->dispatched)) {
-		if (!s->in_dispatch)
-			stream_destroy(s);
-		return;
-	}
-	if (reset) {
-		s->p_reset = true;
-		stream_notify(s);
-	}
-}
-
-static void in_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct link_stream *s = arg;
-
-	if (info->n_deleted == 0 || s->c == NULL)
-		return;
-	nghttp2_session_consume_stream(s->c->h2, s->id, info->n_deleted);
-	conn_schedule(s->c);
-}
-
-static void out_cb(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
-{
-	struct link_stream *s = arg;
-
-	if (info->n_added > 0 && s->deferred && s->c != NULL) {
-		s->deferred = false;
-		nghttp2_session_resume_data(s->c->h2, s->id);
-		conn_schedule(s->c);
-	}
-	/* Like a bufferevent's write callback: whenever bytes went out and
-	 * what is left is below the low watermark (a writer that stopped
-	 * on its own measure, e.g. COMPRESS on its plain-text buffer,
-	 * needs to hear about every such moment, not only crossings). */
-	if (info->n_deleted > 0 && evbuffer_get_length(b) < LINK_OUTPUT_LOW && !s->user_gone) {
-		s->p_drained = true;
-		stream_notify(s);
-	}
-}
-
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct link_stream *s = arg;
-
-	s->p_timeout = true;
-	stream_notify(s);
-}
-
-static void stream_touch(struct link_stream *s)
-{
-	if (s->timer != NULL && s->timeout > 0) {
-		struct timeval tv = { s->timeout, 0 };
-		evtimer_add(s->timer, &tv);
-	}
-}
-
-static struct link_stream *stream_new(struct link_conn *c, bool server)
-{
-	struct link_stream *s = calloc(1, sizeof(*s));
-
-	if (s == NULL)
-		return NULL;
-	s->in = evbuffer_new();
-	s->out = evbuffer_new();
-	s->notify = event_new(c->l->base, -1, 0, notify_cb, s);
-	s->timer = evtimer_new(c->l->base, timer_cb, s);
-	if (s->in == NULL || s->out == NULL || s->notify == NULL || s->timer == NULL) {
-		if (s->in) evbuffer_free(s->in);
-		if (s->out) evbuffer_free(s->out);
-		if (s->notify) event_free(s->notify);
-		if (s->timer) event_free(s->timer);
-		free(s);
-		return NULL;
-	}
-	evbuffer_add_cb(s->in, in_cb, s);
-	evbuffer_add_cb(s->out, out_cb, s);
-	s->c = c;
-	s->peer = c->peer;
-	s->server = server;
-	s->read_on = true;
-	LIST_INSERT_HEAD(&c->streams, s, entry);
-	c->n_streams++;
-	return s;
-}
-
-/* DATA without copying: say how much to send (NO_COPY); send_data_cb
- * then moves those bytes from the stream's output to the connection's,
- * chain by chain, behind the frame header. */
-static ssize_t data_read_cb(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t len,
-			    uint32_t *flags, nghttp2_data_source *src, void *user)
-{
-	struct link_stream *s = src->ptr;
-	size_t have;
-
-	if (s == NULL || (s->user_gone && !s->end_req))
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	have = evbuffer_get_length(s->out);
-	if (have > len)
-		have = len;
-	if (have == evbuffer_get_length(s->out) && s->end_req)
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-	else if (have == 0) {
-		s->deferred = true;
-		return NGHTTP2_ERR_DEFERRED;
-	}
-	if (have > 0)
-		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-	return (ssize_t)have;
-}
-
-static int send_data_cb(nghttp2_session *h2, nghttp2_frame *frame, const uint8_t *framehd,
-			size_t length, nghttp2_data_source *src, void *user)
-{
-	struct link_conn *c = user;
-	struct link_stream *s = src->ptr;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-
-	if (frame->data.padlen > 0)
-		return NGHTTP2_ERR_CALLBACK_FAILURE;	/* we never pad */
-	if (evbuffer_add(out, framehd, 9) != 0 ||
-	    evbuffer_remove_buffer(s->out, out, length) != (int)length)
-		return NGHTTP2_ERR_CALLBACK_FAILURE;
-	if (c->peer != NULL)
-		link_peer_count(c->peer, 0, 9 + length);
-	return 0;
-}
-
-static void fill_nv(nghttp2_nv *nv, const char *name, const char *value)
-{
-	nv->name = (uint8_t *)name;
-	nv->namelen = strlen(name);
-	nv->value = (uint8_t *)value;
-	nv->valuelen = strlen(value);
-	nv->flags = NGHTTP2_NV_FLAG_NONE;
-}
-
-struct link_stream *link_conn_request(struct link_conn *c, const char *method, const char *path,
-				      const struct link_hdr *h, size_t n, bool has_body,
-				      const struct link_stream_cbs *cbs, void *arg)
-{
-	nghttp2_nv nv[LINK_MAX_HEADERS + 4];
-	nghttp2_data_provider prd;
-	struct link_stream *s;
-	size_t k = 0;
-	int32_t id;
-
-	if (!c->up || n > LINK_MAX_HEADERS || !c->outbound)
-		return NULL;
-	s = stream_new(c, false);
-	if (s == NULL)
-		return NULL;
-	fill_nv(&nv[k++], ":method", method);
-	fill_nv(&nv[k++], ":scheme", "https");
-	fill_nv(&nv[k++], ":authority", c->peer->pc->id);
-	fill_nv(&nv[k++], ":path", path);
-	for (size_t i = 0; i < n; i++)
-		fill_nv(&nv[k++], h[i].name, h[i].value);
-	prd.source.ptr = s;
-	prd.read_callback = data_read_cb;
-	s->provider = has_body;
-	s->end_req = !has_body;
-	id = nghttp2_submit_request(c->h2, NULL, nv, k, has_body ? &prd : NULL, s);
-	if (id < 0) {
-		log_warn("link.request_failed", "peer=%s error=\"%s\"", c->peer->pc->id,
-			 nghttp2_strerror(id));
-		LIST_REMOVE(s, entry);
-		c->n_streams--;
-		s->c = NULL;
-		stream_destroy(s);
-		return NULL;
-	}
-	s->id = id;
-	s->cbs = cbs;
-	s->arg = arg;
-	conn_schedule(c);
-	return s;
-}
-
-int link_stream_respond(struct link_stream *s, int status, const struct link_hdr *h, size_t n,
-			bool end)
-{
-	nghttp2_nv nv[LINK_MAX_HEADERS + 1];
-	nghttp2_data_provider prd;
-	char st[8];
-	int rv;
-
-	if (s->c == NULL || !s->server || n > LINK_MAX_HEADERS)
-		return -1;
-	snprintf(st, sizeof(st), "%d", status);
-	fill_nv(&nv[0], ":status", st);
-	for (size_t i = 0; i < n; i++)
-		fill_nv(&nv[i + 1], h[i].name, h[i].value);
-	prd.source.ptr = s;
-	prd.read_callback = data_read_cb;
-	if (end)
-		s->end_req = true;
-	s->provider = !end;
-	rv = nghttp2_submit_response(s->c->h2, s->id, nv, n + 1, end ? NULL : &prd);
-	if (rv != 0)
-		return -1;
-	s->responded = true;
-	conn_schedule(s->c);
-	return 0;
-}
-
-void link_stream_set_cbs(struct link_stream *s, const struct link_stream_cbs *cbs, void *arg)
-{
-	s->cbs = cbs;
-	s->arg = arg;
-	if (evbuffer_get_length(s->in) > 0 || s->remote_eof)
-		s->p_read = true;
-	if (s->remote_eof)
-		s->p_eof = true;
-	if (s->closed && !s->remote_eof)
-		s->p_reset = true;
-	if (s->p_read || s->p_eof || s->p_reset)
-		stream_notify(s);
-}
-
-struct evbuffer *link_stream_input(struct link_stream *s) { return s->in; }
-struct evbuffer *link_stream_output(struct link_stream *s) { return s->out; }
-
-const char *link_stream_peer(const struct link_stream *s)
-{
-	return s->peer != NULL ? s->peer->pc->id : "?";
-}
-
-void link_stream_end(struct link_stream *s)
-{
-	if (s->end_req)
-		return;
-	s->end_req = true;
-	if (s->c != NULL && s->deferred) {
-		s->deferred = false;
-		nghttp2_session_resume_data(s->c->h2, s->id);
-		conn_schedule(s->c);
-	}
-}
-
-void link_stream_read_enable(struct link_stream *s, bool on)
-{
-	s->read_on = on;
-	if (on && (evbuffer_get_length(s->in) > 0 || s->p_eof)) {
-		s->p_read = true;
-		stream_notify(s);
-	}
-}
-
-int link_stream_set_window(struct link_stream *s, uint32_t bytes)
-{
-	if (s == NULL || s->c == NULL || s->id <= 0 || bytes < LINK_STREAM_WINDOW ||
-	    bytes > LINK_STREAM_WINDOW_MAX)
-		return -1;
-	if (nghttp2_session_set_local_window_size(s->c->h2, NGHTTP2_FLAG_NONE, s->id,
-						  (int32_t)bytes) != 0)
-		return -1;
-	conn_schedule(s->c);
-	return 0;
-}
-
-void link_stream_set_timeout(struct link_stream *s, unsigned seconds)
-{
-	s->timeout = seconds;
-	if (seconds == 0)
-		evtimer_del(s->timer);
-	else
-		stream_touch(s);
-}
-
-void link_stream_free(struct link_stream **sp)
-{
-	struct link_stream *s = *sp;
-
-	if (s == NULL)
-		return;
-	*sp = NULL;
-	s->user_gone = true;
-	s->cbs = NULL;
-	evtimer_del(s->timer);
-	if (s->c != NULL) {
-		struct link_conn *c = s->c;
-		/* Give the unread window back.  A stream whose peer is done
-		 * and whose own end is queued finishes by itself (a server
-		 * that answered and let go); any other is stopped now. */
-		evbuffer_drain(s->in, evbuffer_get_length(s->in));
-		/* (nghttp2 sends RST_STREAM ahead of queued HEADERS, so
-		 * resetting a server stream that answered would lose the
-		 * answer: the client ends it once it has read it.) */
-		bool done = s->end_req && (s->remote_eof || (s->server && s->responded));
-		if (!done)
-			nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
-		conn_schedule(c);
-		return;		/* freed by on_stream_close */
-	}
-	if (!s->in_dispatch)
-		stream_destroy(s);
-}
-
-static void dispatch_request(struct link_stream *s)
-{
-	struct link_hdr hdrs[LINK_MAX_HEADERS];
-	struct link_request req;
-	const struct link_route *r;
-	char *q;
-
-	for (size_t i = 0; i < s->n_hdrs; i++) {
-		hdrs[i].name = s->hname[i];
-		hdrs[i].value = s->hval[i];
-	}
-	q = s->path != NULL ? strchr(s->path, '?') : NULL;
-	if (q != NULL)
-		*q++ = '\0';
-	req.peer = link_stream_peer(s);
-	req.method = s->method != NULL ? s->method : "";
-	req.path = s->path != NULL ? s->path : "";
-	req.query = q != NULL ? q : "";
-	req.hdrs = hdrs;
-	req.n_hdrs = s->n_hdrs;
-	s->dispatched = true;
-	r = link_route_find(s->c->l, req.path);
-	if (r == NULL) {
-		log_info("link.no_route", "peer=%s path=%s", req.peer, req.path);
-		link_stream_respond(s, 404, NULL, 0, true);
-		s->user_gone = true;	/* nobody holds it: freed when closed */
-		return;
-	}
-	r->h(r->arg, s, &req);
-}
-
-static void notify_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct link_stream *s = arg;
-
-	s->in_dispatch = true;
-	if (s->p_request && !s->user_gone && s->c != NULL) {
-		s->p_request = false;
-		dispatch_request(s);
-	}
-	if (s->p_response && !s->user_gone && s->cbs != NULL) {
-		struct link_hdr hdrs[LINK_MAX_HEADERS];
-
-		s->p_response = false;
-		for (size_t i = 0; i < s->n_hdrs; i++) {
-			hdrs[i].name = s->hname[i];
-			hdrs[i].value = s->hval[i];
-		}
-		if (s->cbs->response != NULL)
-			s->cbs->response(s->arg, s->status, hdrs, s->n_hdrs);
-	}
-	if (s->p_read && s->read_on && !s->user_gone && s->cbs != NULL) {
-		s->p_read = false;
-		if (evbuffer_get_length(s->in) > 0 && s->cbs->read != NULL)
-			s->cbs->read(s->arg);
-	}
-	if (s->p_drained && !s->user_gone && s->cbs != NULL) {
-		s->p_drained = false;
-		if (s->cbs->drained != NULL)
-			s->cbs->drained(s->arg);
-	}
-	if (s->p_reset && !s->user_gone && s->cbs != NULL) {
-		s->p_reset = s->p_eof = false;
-		s->cbs->event(s->arg, LINK_EV_RESET);
-	}
-	if (s->p_eof && s->read_on && !s->user_gone && s->cbs != NULL) {
-		s->p_eof = false;
-		s->cbs->event(s->arg, LINK_EV_EOF);
-	}
-	if (s->p_timeout && !s->user_gone && s->cbs != NULL) {
-		s->p_timeout = false;
-		s->cbs->event(s->arg, LINK_EV_TIMEOUT);
-	}
-	s->in_dispatch = false;
-	if ((s->user_gone || (s->server && !s->dispatched)) && s->c == NULL)
-		stream_destroy(s);
 }
 
 /* ---- nghttp2 callbacks ---------------------------------------------------- */
@@ -546,7 +80,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
 		return 0;
 	if (c->outbound)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;	/* we never serve on our dial */
-	s = stream_new(c, true);
+	s = link_stream_new(c, true);
 	if (s == NULL)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	s->id = f->hd.stream_id;
@@ -629,7 +163,7 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 	s = stream_of(h2, f->hd.stream_id);
 	if (s == NULL)
 		return 0;
-	stream_touch(s);
+	link_stream_touch(s);
 	if (f->hd.type == NGHTTP2_HEADERS) {
 		if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
 			if (s->method == NULL || s->path == NULL) {
@@ -651,7 +185,7 @@ static int on_frame_recv(nghttp2_session *h2, const nghttp2_frame *f, void *user
 		s->p_eof = true;
 		s->p_read = true;
 	}
-	stream_notify(s);
+	link_stream_notify(s);
 	return 0;
 }
 
@@ -670,7 +204,7 @@ static int on_data_chunk(nghttp2_session *h2, uint8_t flags, int32_t id, const u
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	(void)c;
 	s->p_read = true;
-	stream_notify(s);
+	link_stream_notify(s);
 	return 0;
 }
 
@@ -681,7 +215,24 @@ static int on_stream_close(nghttp2_session *h2, int32_t id, uint32_t error_code,
 	if (s == NULL)
 		return 0;
 	nghttp2_session_set_stream_user_data(h2, id, NULL);
-	stream_detach(s, error_code != NGHTTP2_NO_ERROR || !s->remote_eof);
+	link_stream_detach(s, error_code != NGHTTP2_NO_ERROR || !s->remote_eof);
+	return 0;
+}
+
+static int send_data_cb(nghttp2_session *h2, nghttp2_frame *frame, const uint8_t *framehd,
+			size_t length, nghttp2_data_source *src, void *user)
+{
+	struct link_conn *c = user;
+	struct link_stream *s = src->ptr;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (frame->data.padlen > 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;	/* we never pad */
+	if (evbuffer_add(out, framehd, 9) != 0 ||
+	    evbuffer_remove_buffer(s->out, out, length) != (int)length)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (c->peer != NULL)
+		link_peer_count(c->peer, 0, 9 + length);
 	return 0;
 }
 
@@ -701,7 +252,7 @@ static void conn_free(struct link_conn *c)
 	while ((s = LIST_FIRST(&c->streams)) != NULL) {
 		if (c->h2 != NULL)
 			nghttp2_session_set_stream_user_data(c->h2, s->id, NULL);
-		stream_detach(s, true);
+		link_stream_detach(s, true);
 	}
 	if (c->in_pending) {
 		LIST_REMOVE(c, pending_entry);
@@ -1022,6 +573,6 @@ int link_conn_ping(struct link_conn *c)
 	memcpy(opaque, &t, sizeof(t));
 	if (nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, opaque) != 0)
 		return -1;
-	conn_schedule(c);
+	link_conn_schedule(c);
 	return 0;
 }

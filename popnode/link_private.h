@@ -1,7 +1,8 @@
 /*
  * link_private.h - what link.c (peers, dialling, breaker, PING),
- * link_conn.c (one TLS + HTTP/2 connection and its streams) and
- * link_tls.c (the mutual-TLS contexts) share.  Nobody else includes it.
+ * link_conn.c (one TLS + HTTP/2 connection), link_stream.c (the streams
+ * on it) and link_tls.c (the mutual-TLS contexts) share.  Nobody else
+ * includes it.
  */
 #ifndef POPNODE_LINK_PRIVATE_H
 #define POPNODE_LINK_PRIVATE_H
@@ -71,6 +72,57 @@ struct link {
 	bool freeing;
 };
 
+/* ---- a connection and its streams: link_conn.c's nghttp2 callbacks
+ * fill in streams, link_stream.c's streams drive the connection ---- */
+
+struct link_conn {
+	struct link *l;
+	struct link_peer *peer;		/* NULL until an inbound handshake names it */
+	bool outbound;
+	bool up;			/* the peer's SETTINGS arrived: usable */
+	bool settings_seen;
+	struct bufferevent *bev;	/* the TLS filter */
+	struct bufferevent *raw;	/* the socket, until the filter owns it */
+	SSL *ssl;
+	nghttp2_session *h2;
+	struct event *flush_ev;
+	LIST_HEAD(, link_stream) streams;
+	unsigned n_streams;
+	LIST_ENTRY(link_conn) pending_entry;	/* inbound before handshake */
+	bool in_pending;
+};
+
+struct link_stream {
+	struct link_conn *c;		/* NULL once the stream or connection closed */
+	struct link_peer *peer;
+	int32_t id;
+	bool server;
+	struct evbuffer *in, *out;
+	const struct link_stream_cbs *cbs;
+	void *arg;
+	struct event *notify;
+	struct event *timer;
+	unsigned timeout;
+	/* request (server side) or response (client side) headers */
+	char *hname[LINK_MAX_HEADERS], *hval[LINK_MAX_HEADERS];
+	size_t n_hdrs, hbytes;
+	int status;
+	char *method, *path;
+	/* pending notifications */
+	bool p_request, p_response, p_read, p_drained, p_eof, p_reset, p_timeout;
+	bool provider;			/* a data provider is attached */
+	bool responded;			/* server: response headers submitted */
+	bool deferred;			/* ... and it returned DEFERRED */
+	bool end_req;			/* link_stream_end() called */
+	bool remote_eof;
+	bool closed;			/* nghttp2 closed it, or the connection went */
+	bool read_on;
+	bool user_gone;
+	bool dispatched;		/* server: handed to its handler */
+	bool in_dispatch;
+	LIST_ENTRY(link_stream) entry;
+};
+
 /* ---- link_tls.c ---- */
 /* Both contexts: TLS 1.3, cluster CA, our certificate, ALPN h2.  The
  * server demands a client certificate whose name is a configured peer. */
@@ -94,12 +146,25 @@ struct link_peer *link_conn_peer(const struct link_conn *c);
 bool link_conn_outbound(const struct link_conn *c);
 bool link_conn_ready(const struct link_conn *c);
 unsigned link_conn_streams(const struct link_conn *c);
+int link_conn_ping(struct link_conn *c);
+/* Have nghttp2's pending output sent (soon, from the event loop). */
+void link_conn_schedule(struct link_conn *c);
+
+/* ---- link_stream.c ---- */
 struct link_stream *link_conn_request(struct link_conn *c, const char *method, const char *path,
 				      const struct link_hdr *h, size_t n, bool has_body,
 				      const struct link_stream_cbs *cbs, void *arg);
-int link_conn_ping(struct link_conn *c);
+/* A stream on c, with its buffers and events, in c->streams. */
+struct link_stream *link_stream_new(struct link_conn *c, bool server);
+/* Have notify_cb deliver the p_* flags soon (no-op while it runs). */
+void link_stream_notify(struct link_stream *s);
+/* A frame arrived for it: restart its timeout, if it has one. */
+void link_stream_touch(struct link_stream *s);
+/* The stream is finished at the HTTP/2 level (or its connection is gone);
+ * reset: the user hears LINK_EV_RESET.  May free the stream. */
+void link_stream_detach(struct link_stream *s, bool reset);
 
-/* ---- link.c, called by link_conn.c ---- */
+/* ---- link.c, called by link_conn.c and link_stream.c ---- */
 void link_conn_up(struct link_conn *c);			/* handshake done, h2 ready */
 void link_conn_gone(struct link_conn *c, const char *reason);	/* before it is freed */
 void link_conn_pong(struct link_conn *c, int64_t rtt_us);
