@@ -1,4 +1,5 @@
 """Small client helpers shared by the integration tests."""
+import imaplib
 import poplib
 import smtplib
 import socket
@@ -19,6 +20,20 @@ def deliver(node, rcpts, body, sender="sender@example.org"):
 def msg(subject="hello", body="Hello, world.\r\n", extra=""):
     return (f"From: sender@example.org\r\nTo: alice@example.com\r\nSubject: {subject}\r\n"
             f"Message-ID: <{subject.replace(' ', '-')}@test>\r\n{extra}\r\n{body}").encode()
+
+
+def imap(node, user="alice", password="secret"):
+    """A plaintext IMAP session (the test node's "imapplain" port), logged in."""
+    c = imaplib.IMAP4("127.0.0.1", node.ports["imapplain"], timeout=30)
+    c.login(user, password)
+    return c
+
+
+def ok(r):
+    """The data of an imaplib reply, which must be OK."""
+    typ, data = r
+    assert typ == "OK", (typ, data)
+    return data
 
 
 def pop3(node, user="alice", password="secret", port="pop3plain"):

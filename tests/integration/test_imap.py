@@ -4,12 +4,11 @@ import imaplib
 import re
 import socket
 import ssl
-import threading
 import time
 
 import pytest
 
-from mail import deliver, msg, raw
+from mail import imap, ok, deliver, msg, raw
 
 
 def tls_ctx():
@@ -17,18 +16,6 @@ def tls_ctx():
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
-
-
-def imap(node, user="alice", password="secret"):
-    c = imaplib.IMAP4("127.0.0.1", node.ports["imapplain"], timeout=30)
-    c.login(user, password)
-    return c
-
-
-def ok(r):
-    typ, data = r
-    assert typ == "OK", (typ, data)
-    return data
 
 
 MIME = (b"From: \"Ann Example\" <ann@example.org>\r\nTo: alice@example.com, \"Bob\" <bob@example.net>\r\n"

@@ -12,23 +12,10 @@ writer thread once per SELECT / sync that claimed something:
 3. after kill -9, once the claim's write is durable (its completion
    logged), the claim is kept.
 """
-import imaplib
 import re
 import time
 
-from mail import deliver, msg
-
-
-def imap(node, user="alice", password="secret"):
-    c = imaplib.IMAP4("127.0.0.1", node.ports["imapplain"], timeout=30)
-    c.login(user, password)
-    return c
-
-
-def ok(r):
-    typ, data = r
-    assert typ == "OK", (typ, data)
-    return data
+from mail import imap, ok, deliver, msg
 
 
 def select(c, readonly=False):
