@@ -3,8 +3,10 @@
  * (supervisor.h).
  *
  * popnode, started with anycast_address lines, becomes this small
- * parent: it keeps root (to change addresses through netlink and reach
- * BIRD's socket), opens the service interface, withdraws, and starts the
+ * parent: it stays uid 0 (to change addresses through netlink and reach
+ * BIRD's socket) but first cuts its capabilities to the few it and the
+ * mail process need (caps.h; if it cannot, it does not start), opens the
+ * service interface, withdraws, and starts the
  * mail process by executing itself again with POPNODE_SUPERVISOR_FD set
  * to its end of a socketpair (a fresh process: no event loop, signal
  * handler or descriptor is shared).  The mail process binds, drops root
@@ -38,6 +40,7 @@
 
 #include "addr.h"
 #include "bird_client.h"
+#include "caps.h"
 #include "config.h"
 #include "health.h"
 #include "log.h"
@@ -513,7 +516,24 @@ int supervisor_run(const struct config *cfg, char **argv)
 		.heartbeat_timeout_ms = cfg->heartbeat_timeout_ms,
 	};
 	struct timeval tv = { cfg->health_interval_ms / 1000, (cfg->health_interval_ms % 1000) * 1000 };
-	char err[256];
+	char err[256], kept[CAPS_TEXT_MAX];
+	int crc;
+
+	/* First of all, before any interface or child: no more capabilities
+	 * than caps.c lists.  Meaning to drop and failing is fatal. */
+	crc = caps_limit(err, sizeof(err));
+	if (caps_kept_text(kept, sizeof(kept)) < 0)
+		snprintf(kept, sizeof(kept), "?");
+	if (crc < 0) {
+		log_err("anycast.caps", "error=\"%s\"", err);
+		fprintf(stderr, "popnode: cannot limit the supervisor's capabilities to %s: %s\n",
+			kept, err);
+		return 1;
+	}
+	if (crc == CAPS_LIMITED)
+		log_info("anycast.caps", "kept=\"%s\"", kept);
+	else
+		log_debug("anycast.caps", "not root: capabilities left as they are");
 
 	/* A write to a mail process that just died must not kill the one
 	 * process that has to withdraw for it. */

@@ -2,9 +2,13 @@
 announces 192.0.2.53/32 and 2001:db8::53/128 on any0 (a veth stand-in for
 the dummy interface this kernel lacks) only while healthy, and withdraws
 within a second when the mail process dies (kill -9), stops (SIGSTOP), is
-drained, or BIRD goes away (docs/anycast.md).  Root only."""
+drained, or BIRD goes away (docs/anycast.md).  Also: the supervisor runs
+with no capabilities beyond anycast/caps.c's list, and so does the mail
+process it starts, before and after it drops to `user`.  Root only."""
+import contextlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -18,6 +22,11 @@ from conftest import POPCTL, POPNODE, free_ports, proc_gone
 
 V4 = "192.0.2.53"
 V6 = "2001:db8::53"
+
+# anycast/caps.c's list, by number: CAP_NET_BIND_SERVICE, CAP_NET_ADMIN,
+# CAP_SETUID, CAP_SETGID, CAP_KILL, CAP_DAC_OVERRIDE
+KEPT_MASK = (1 << 10) | (1 << 12) | (1 << 7) | (1 << 6) | (1 << 5) | (1 << 1)
+KEPT_TEXT = "cap_net_bind_service,cap_net_admin,cap_setuid,cap_setgid,cap_kill,cap_dac_override"
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("bird") is None,
@@ -60,8 +69,20 @@ def children(pid):
         return []
 
 
+def proc_status(pid):
+    """/proc/PID/status as a dict; the Cap* fields as ints."""
+    st = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            st[k] = v.strip()
+    for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        st[k] = int(st[k], 16)
+    return st
+
+
 class Pop:
-    def __init__(self, tmp):
+    def __init__(self, tmp, user=None):
         self.ns = "popnode-sv-" + uuid.uuid4().hex[:8]
         self.tmp = tmp
         self.bird = None
@@ -106,6 +127,8 @@ health_hold_down 1s
 health_min_free_disk 0
 heartbeat_timeout 500ms
 """)
+            if user is not None:
+                f.write("user %s\n" % user)
 
     def start_bird(self):
         self.bird = subprocess.Popen(["ip", "netns", "exec", self.ns, "bird", "-f", "-c",
@@ -153,9 +176,17 @@ heartbeat_timeout 500ms
 
 @pytest.fixture
 def pop():
+    with running_pop() as p:
+        yield p
+
+
+@contextlib.contextmanager
+def running_pop(user=None, setup=None):
     tmp = tempfile.mkdtemp(prefix="popnode-sv-")
-    p = Pop(tmp)
+    p = Pop(tmp, user)
     try:
+        if setup is not None:
+            setup(p)
         p.start_bird()
         p.start()
         yield p
@@ -249,3 +280,52 @@ def test_supervisor_killed_takes_the_mail_process_with_it(pop):
     wait_for("the new supervisor withdrew at start", restarted, timeout=5)
     wait_for("announced again by the new supervisor", lambda: announced(pop.ns), timeout=15)
     assert pop.mail_pid() is not None
+
+
+def check_caps(pop, user):
+    """The supervisor holds exactly the kept list in its bounding,
+    permitted, effective and inheritable sets, and logged it; its child,
+    the mail process, has the same bounding set and, once it serves, the
+    list (as uid 0) or nothing (as `user`) in the others."""
+    wait_for("announced at start", lambda: announced(pop.ns))
+    sv = proc_status(pop.proc.pid)
+    assert sv["Uid"].split()[0] == "0", sv["Uid"]
+    for k in ("CapBnd", "CapPrm", "CapEff", "CapInh"):
+        assert sv[k] == KEPT_MASK, (k, hex(sv[k]), hex(KEPT_MASK))
+    assert sv["CapAmb"] == 0
+    with open(pop.log) as f:
+        assert 'event=anycast.caps kept="%s"' % KEPT_TEXT in f.read()
+
+    mail = proc_status(pop.mail_pid())
+    assert mail["CapBnd"] == KEPT_MASK, hex(mail["CapBnd"])
+    if user is None:
+        assert mail["Uid"].split()[0] == "0", mail["Uid"]
+        assert mail["CapPrm"] == KEPT_MASK and mail["CapEff"] == KEPT_MASK
+    else:
+        uid = pwd.getpwnam(user).pw_uid
+        assert mail["Uid"].split() == [str(uid)] * 4, mail["Uid"]
+        assert mail["CapPrm"] == 0 and mail["CapEff"] == 0, mail
+    assert "popnode IMAP4rev1 ready sv1" in pop.imap_banner()
+
+
+def test_capabilities_limited(pop):
+    check_caps(pop, None)
+    # a restarted mail process gets the same (the supervisor execs it again)
+    pid = pop.mail_pid()
+    os.kill(pid, signal.SIGKILL)
+    wait_for("restarted and announced",
+             lambda: pop.mail_pid() not in (None, pid) and announced(pop.ns), timeout=15)
+    assert proc_status(pop.mail_pid())["CapBnd"] == KEPT_MASK
+
+
+def test_capabilities_limited_with_run_user():
+    """With `user nobody` the mail process binds as uid 0 (port 1143 here;
+    the same bounding set), then setgid/setuid with only the kept list."""
+    def own_data(p):
+        nobody = pwd.getpwnam("nobody")
+        os.chmod(p.tmp, 0o755)
+        os.mkdir(p.data, 0o700)
+        os.chown(p.data, nobody.pw_uid, nobody.pw_gid)
+
+    with running_pop("nobody", own_data) as p:
+        check_caps(p, "nobody")
