@@ -1,6 +1,6 @@
 /*
  * store_history.h - what the tests of mirrors and snapshots
- * (test_store_apply.c, test_store_snapshot.c) share: a realistic history
+ * (test_store_apply.c, test_store_snapshot.c, test_store_merge.c) share: a realistic history
  * built on store A in phases (users added, updated and deleted;
  * mailboxes created, renamed, deleted, INBOX renamed; deliveries with one
  * body to several users, APPEND, flags and keywords, COPY, MOVE, EXPUNGE,

@@ -21,78 +21,15 @@
 #include <cmocka.h>
 
 #include "store_fixture.h"
+#include "store_history.h"
 
 #define MIRROR "pop-mirror"
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-/* A second store on the home's loop with the home's origin: a mirror. */
-static void mirror_open(const struct fx *a, struct fx *m)
-{
-	memset(m, 0, sizeof(*m));
-	strcpy(m->dir, "/tmp/test_store_merge.XXXXXX");
-	assert_non_null(mkdtemp(m->dir));
-	m->base = a->base;
-	assert_int_equal(fx_open(m), 0);
-}
-
-static void mirror_close(struct fx *m)
-{
-	store_close(&m->st);
-	fx_rmdir(m->dir);
-}
-
-struct fres {
-	int n;
-	int err;
-};
-
-static void fres_cb(int err, const struct store_flag_result *res, size_t n, void *arg)
-{
-	struct fres *f = arg;
-
-	(void)res;
-	(void)n;
-	f->n++;
-	f->err = err;
-}
-
-static void flags(struct fx *f, uint32_t userid, uint32_t mboxid, uint32_t uid,
-		  enum store_flag_op how, uint32_t fl, const char *const *kw, size_t n_kw)
-{
-	struct fres r = { 0 };
-
-	store_msg_store_flags(f->st, userid, mboxid, &uid, 1, how, fl, kw, n_kw, 0, fres_cb, &r);
-	run_until(f, &r.n, 1);
-	assert_int_equal(r.err, STORE_OK);
-}
-
 static void ex1(struct fx *f, uint32_t userid, uint32_t mboxid, uint32_t uid)
 {
 	assert_int_equal(expunge(f, userid, mboxid, &uid, 1), STORE_OK);
-}
-
-static void copy_cb(int err, uint32_t uidvalidity, const uint32_t *src, const uint32_t *dst,
-		    size_t n, void *arg)
-{
-	struct fres *f = arg;
-
-	(void)uidvalidity;
-	(void)src;
-	(void)dst;
-	(void)n;
-	f->n++;
-	f->err = err;
-}
-
-static void copy(struct fx *f, uint32_t userid, uint32_t src, const uint32_t *uids, size_t n,
-		 uint32_t dst)
-{
-	struct fres r = { 0 };
-
-	store_msg_copy(f->st, userid, src, uids, n, dst, false, copy_cb, &r);
-	run_until(f, &r.n, 1);
-	assert_int_equal(r.err, STORE_OK);
 }
 
 /* Deliver body to user's INBOX (same prefix and INTERNALDATE as
@@ -115,75 +52,8 @@ static uint32_t app(struct fx *f, uint32_t userid, uint32_t mboxid, const char *
 
 /* ---- shipping and merging ------------------------------------------------------------ */
 
-struct batchbuf {
-	struct store_apply_rec *recs;
-	size_t n, cap;
-};
-
-static int collect_cb(const struct store_change *c, void *arg)
-{
-	struct batchbuf *b = arg;
-	struct store_apply_rec *r;
-	void *data = NULL;
-
-	if (b->n == b->cap) {
-		b->cap = b->cap ? b->cap * 2 : 64;
-		b->recs = realloc(b->recs, b->cap * sizeof(*b->recs));
-		assert_non_null(b->recs);
-	}
-	if (c->data_len > 0) {
-		data = malloc(c->data_len);
-		assert_non_null(data);
-		memcpy(data, c->data, c->data_len);
-	}
-	r = &b->recs[b->n++];
-	memset(r, 0, sizeof(*r));
-	r->c = *c;
-	r->c.data = data;
-	return 0;
-}
-
-static void batch_free(struct batchbuf *b)
-{
-	size_t i;
-
-	for (i = 0; i < b->n; i++) {
-		free((void *)b->recs[i].c.data);
-		free((void *)b->recs[i].body);
-		free((void *)b->recs[i].meta);
-	}
-	free(b->recs);
-	memset(b, 0, sizeof(*b));
-}
-
-static int body_cb(const void *body, size_t body_len, const void *meta, size_t meta_len,
-		   void *arg)
-{
-	struct store_apply_rec *r = arg;
-	void *bp = malloc(body_len + 1), *mp = NULL;
-
-	assert_non_null(bp);
-	memcpy(bp, body, body_len);
-	if (meta != NULL) {
-		mp = malloc(meta_len);
-		assert_non_null(mp);
-		memcpy(mp, meta, meta_len);
-	}
-	r->body = bp;
-	r->body_len = body_len;
-	r->meta = mp;
-	r->meta_len = meta_len;
-	return 0;
-}
-
-static const uint8_t *rec_hash(const struct store_apply_rec *r)
-{
-	assert_true(r->c.data_len >= 73);
-	return (const uint8_t *)r->c.data + 37;
-}
-
 /* The bodies dst lacks, read at src; body_gone where src has none. */
-static void attach_bodies(struct fx *src, struct fx *dst, struct batchbuf *b)
+static void attach_missing(struct fx *src, struct fx *dst, struct batchbuf *b)
 {
 	size_t i;
 
@@ -197,17 +67,8 @@ static void attach_bodies(struct fx *src, struct fx *dst, struct batchbuf *b)
 	}
 }
 
-static int apply(struct fx *m, const struct store_apply_rec *recs, size_t n)
-{
-	struct done d = { 0 };
-
-	store_apply_changes(m->st, ORIGIN, recs, n, done_cb, &d);
-	run_until(m, &d.n, 1);
-	return d.err;
-}
-
 /* Ship everything of src's changelog dst has not applied. */
-static void ship(struct fx *src, struct fx *dst)
+static void ship_all(struct fx *src, struct fx *dst)
 {
 	struct batchbuf b = { 0 };
 
@@ -215,8 +76,8 @@ static void ship(struct fx *src, struct fx *dst)
 						 store_applied_seq(dst->st, ORIGIN), collect_cb,
 						 &b), 0);
 	if (b.n > 0) {
-		attach_bodies(src, dst, &b);
-		assert_int_equal(apply(dst, b.recs, b.n), STORE_OK);
+		attach_missing(src, dst, &b);
+		assert_int_equal(apply(dst, ORIGIN, b.recs, b.n), STORE_OK);
 	}
 	batch_free(&b);
 	assert_int_equal(store_applied_seq(dst->st, ORIGIN), store_changelog_last(src->st, ORIGIN));
@@ -228,7 +89,7 @@ static void failover_recs(struct fx *home, struct fx *m, uint64_t base, struct b
 	assert_int_equal(store_changelog_foreach(m->st, ORIGIN, base, collect_cb, b), 0);
 	assert_true(b->n > 0);
 	assert_int_equal(b->recs[0].c.seq, base + 1);
-	attach_bodies(m, home, b);
+	attach_missing(m, home, b);
 }
 
 static int merge(struct fx *home, const char *mirror, uint64_t base,
@@ -320,24 +181,23 @@ static void flags_time(struct batchbuf *b, uint32_t mboxid, uint32_t uid, int64_
 
 /* ---- what a mailbox holds ------------------------------------------------------------- */
 
-#define LIST_MAX 64
 
-struct msglist {
+struct mlist {
 	struct store_msg m[LIST_MAX];
 	char body[LIST_MAX][128];
 	size_t n;
 };
 
-static int msg_list_cb(const struct store_msg *m, void *arg)
+static int mlist_cb(const struct store_msg *m, void *arg)
 {
-	struct msglist *l = arg;
+	struct mlist *l = arg;
 
 	assert_true(l->n < LIST_MAX);
 	l->m[l->n++] = *m;
 	return 0;
 }
 
-static int read_cb(const char *prefix, size_t prefix_len, const char *body, size_t body_len,
+static int mlist_read_cb(const char *prefix, size_t prefix_len, const char *body, size_t body_len,
 		   void *arg)
 {
 	char *out = arg;
@@ -351,19 +211,19 @@ static int read_cb(const char *prefix, size_t prefix_len, const char *body, size
 }
 
 /* The messages of a mailbox, ascending UID, with their bodies. */
-static void msgs(struct fx *f, uint32_t userid, uint32_t mboxid, struct msglist *l)
+static void msgs(struct fx *f, uint32_t userid, uint32_t mboxid, struct mlist *l)
 {
 	size_t i;
 
 	l->n = 0;
-	assert_int_equal(store_msg_foreach(f->st, userid, mboxid, msg_list_cb, l), 0);
+	assert_int_equal(store_msg_foreach(f->st, userid, mboxid, mlist_cb, l), 0);
 	for (i = 0; i < l->n; i++)
-		assert_int_equal(store_msg_read(f->st, userid, mboxid, l->m[i].uid, read_cb,
+		assert_int_equal(store_msg_read(f->st, userid, mboxid, l->m[i].uid, mlist_read_cb,
 						l->body[i]), 0);
 }
 
 /* The body under uid ("" if none). */
-static const char *body_at(const struct msglist *l, uint32_t uid)
+static const char *body_at(const struct mlist *l, uint32_t uid)
 {
 	size_t i;
 
@@ -374,7 +234,7 @@ static const char *body_at(const struct msglist *l, uint32_t uid)
 	return "";
 }
 
-static const struct store_msg *msg_at(const struct msglist *l, uint32_t uid)
+static const struct store_msg *msg_at(const struct mlist *l, uint32_t uid)
 {
 	size_t i;
 
@@ -387,7 +247,7 @@ static const struct store_msg *msg_at(const struct msglist *l, uint32_t uid)
 }
 
 /* How many messages of the mailbox have body. */
-static int count_body(const struct msglist *l, const char *body)
+static int count_body(const struct mlist *l, const char *body)
 {
 	size_t i;
 	int n = 0;
@@ -397,7 +257,7 @@ static int count_body(const struct msglist *l, const char *body)
 	return n;
 }
 
-static int vanished_cb(uint32_t uid, void *arg)
+static int vanished_count_cb(uint32_t uid, void *arg)
 {
 	uint64_t *set = arg;
 
@@ -411,7 +271,7 @@ static uint64_t vanished(struct fx *f, uint32_t userid, uint32_t mboxid)
 {
 	uint64_t set = 0;
 
-	assert_int_equal(store_vanished_foreach(f->st, userid, mboxid, 0, vanished_cb, &set), 0);
+	assert_int_equal(store_vanished_foreach(f->st, userid, mboxid, 0, vanished_count_cb, &set), 0);
 	return set;
 }
 
@@ -420,7 +280,7 @@ struct kwname {
 	unsigned n;
 };
 
-static int kw_cb(unsigned idx, const char *name, void *arg)
+static int kwname_cb(unsigned idx, const char *name, void *arg)
 {
 	struct kwname *k = arg;
 
@@ -435,7 +295,7 @@ static uint64_t kwbit(struct fx *f, uint32_t userid, uint32_t mboxid, const char
 	struct kwname k = { .n = 0 };
 	unsigned i;
 
-	assert_int_equal(store_mailbox_keywords(f->st, userid, mboxid, kw_cb, &k), 0);
+	assert_int_equal(store_mailbox_keywords(f->st, userid, mboxid, kwname_cb, &k), 0);
 	for (i = 0; i < k.n; i++) {
 		if (strcmp(k.name[i], name) == 0)
 			return 1ULL << i;
@@ -476,7 +336,7 @@ static void uids_consistent(struct fx *home, struct fx *m, uint32_t userid, uint
 			    uint32_t mmbox)
 {
 	static struct uidhist hh, mh;
-	struct msglist l;
+	struct mlist l;
 	size_t i;
 
 	memset(&hh, 0, sizeof(hh));
@@ -499,39 +359,11 @@ static void uids_consistent(struct fx *home, struct fx *m, uint32_t userid, uint
 
 /* ---- comparing the home with a mirror of it ------------------------------------------- */
 
-struct mblist {
-	struct store_mailbox mb[LIST_MAX];
-	size_t n;
-};
-
-static int mb_list_cb(const struct store_mailbox *mb, void *arg)
-{
-	struct mblist *l = arg;
-
-	assert_true(l->n < LIST_MAX);
-	l->mb[l->n++] = *mb;
-	return 0;
-}
-
-struct strlist {
-	char s[LIST_MAX][STORE_MBOX_MAX];
-	size_t n;
-};
-
-static int sub_cb(const char *name, void *arg)
-{
-	struct strlist *l = arg;
-
-	assert_true(l->n < LIST_MAX);
-	strcpy(l->s[l->n++], name);
-	return 0;
-}
-
 /* b (a mirror of a, shipped) equals a in what a client sees. */
-static void assert_same(struct fx *a, struct fx *b, uint32_t userid)
+static void assert_same_user(struct fx *a, struct fx *b, uint32_t userid)
 {
 	static struct mblist mx, my;
-	static struct msglist lx, ly;
+	static struct mlist lx, ly;
 	static struct strlist sx, sy;
 	struct kwname kx, ky;
 	struct store_user ux, uy;
@@ -569,8 +401,8 @@ static void assert_same(struct fx *a, struct fx *b, uint32_t userid)
 			assert_string_equal(lx.body[j], ly.body[j]);
 		}
 		kx.n = ky.n = 0;
-		assert_int_equal(store_mailbox_keywords(a->st, userid, x->id, kw_cb, &kx), 0);
-		assert_int_equal(store_mailbox_keywords(b->st, userid, y->id, kw_cb, &ky), 0);
+		assert_int_equal(store_mailbox_keywords(a->st, userid, x->id, kwname_cb, &kx), 0);
+		assert_int_equal(store_mailbox_keywords(b->st, userid, y->id, kwname_cb, &ky), 0);
 		assert_int_equal(kx.n, ky.n);
 		for (j = 0; j < kx.n; j++)
 			assert_string_equal(kx.name[j], ky.name[j]);
@@ -595,7 +427,7 @@ static void assert_same(struct fx *a, struct fx *b, uint32_t userid)
 static void bodies_match(struct fx *f, uint32_t userid, size_t expect)
 {
 	static struct mblist ml;
-	static struct msglist l;
+	static struct mlist l;
 	uint8_t seen[LIST_MAX][STORE_BODY_HASH_LEN];
 	size_t n = 0, i, j, k;
 
@@ -622,7 +454,7 @@ static void bodies_match(struct fx *f, uint32_t userid, size_t expect)
 static void drain(struct fx *f, uint32_t userid)
 {
 	static struct mblist ml;
-	static struct msglist l;
+	static struct mlist l;
 	uint32_t uids[LIST_MAX];
 	size_t i, j;
 
@@ -716,7 +548,7 @@ static void scenario_build(struct fx *a, struct scenario *s)
 
 	mirror_open(a, &s->m);
 	mirror_open(a, &s->h2);
-	ship(a, &s->m);
+	ship_all(a, &s->m);
 	s->base = store_changelog_last(a->st, ORIGIN);
 
 	/* the home, after B (the mirror never got these) */
@@ -762,7 +594,7 @@ static void scenario_free(struct scenario *s)
  * merge knew the mirror's last seq from its first call). */
 static void scenario_check(struct fx *a, struct scenario *s, bool known_last)
 {
-	static struct msglist in, wk;
+	static struct mlist in, wk;
 	const struct store_msg *m = NULL;
 	struct store_mailbox mb;
 	uint64_t mseq;
@@ -824,8 +656,8 @@ static void scenario_check(struct fx *a, struct scenario *s, bool known_last)
 	bodies_match(a, s->alice, 8);
 	/* the merge wrote normal records: the home's own mirror follows */
 	assert_true(store_changelog_last(a->st, ORIGIN) > s->home_last);
-	ship(a, &s->h2);
-	assert_same(a, &s->h2, s->alice);
+	ship_all(a, &s->h2);
+	assert_same_user(a, &s->h2, s->alice);
 }
 
 /* The UIDs of a merge that knew the mirror's last seq L from the start:
@@ -834,7 +666,7 @@ static void scenario_check(struct fx *a, struct scenario *s, bool known_last)
  * the floor) + L - B. */
 static void scenario_uids(struct fx *a, struct scenario *s)
 {
-	static struct msglist in;
+	static struct mlist in;
 	uint32_t t = 7 + (uint32_t)s->recs.n;
 
 	msgs(a, s->alice, s->inbox, &in);
@@ -925,7 +757,7 @@ static void test_merge_mailboxes(void **state)
 	struct fx *a = *state, m, h2;
 	struct store_merge_stats st;
 	struct store_mailbox both_h, both_m, named_h, named_m, new_m, mb, old;
-	static struct msglist l;
+	static struct mlist l;
 	struct batchbuf b = { 0 };
 	uint32_t alice = user_add(a, "alice", 0), inbox;
 	uint64_t base;
@@ -938,7 +770,7 @@ static void test_merge_mailboxes(void **state)
 	app(a, alice, mbox(a, alice, "Doomed").id, "Subject: d\r\n\r\ndoomed\r\n", 0, NULL);
 	mirror_open(a, &m);
 	mirror_open(a, &h2);
-	ship(a, &m);
+	ship_all(a, &m);
 	base = store_changelog_last(a->st, ORIGIN);
 
 	/* the home after B: Both, Taken, Named (in that order: the counters
@@ -962,7 +794,7 @@ static void test_merge_mailboxes(void **state)
 		/* copies in Old keep their bodies after Named goes */
 		uint32_t both[] = { 1, 2 };
 
-		copy(&m, alice, named_m.id, both, 2, old.id);
+		copy(&m, alice, named_m.id, both, 2, old.id, false);
 	}
 	assert_int_equal(mbox_create(&m, alice, "Old2", 0, NULL), STORE_OK);
 	assert_int_equal(mbox_create(&m, alice, "New", 0, &new_m), STORE_OK);
@@ -1037,8 +869,8 @@ static void test_merge_mailboxes(void **state)
 	(void)inbox;
 	check_counts(a, alice);
 	bodies_match(a, alice, 7);	/* hb1, mb1, hn1, n1, n2, mn1, mn2 */
-	ship(a, &h2);
-	assert_same(a, &h2, alice);
+	ship_all(a, &h2);
+	assert_same_user(a, &h2, alice);
 	drain(a, alice);
 	assert_int_equal(bodies(a), 0);
 	batch_free(&b);
@@ -1059,7 +891,7 @@ static void test_merge_mailbox_ids(void **state)
 	uint64_t base;
 
 	mirror_open(a, &m);
-	ship(a, &m);
+	ship_all(a, &m);
 	base = store_changelog_last(a->st, ORIGIN);
 	assert_int_equal(mbox_create(a, alice, "Recycled", 0, &h), STORE_OK);
 	assert_int_equal(mbox_delete(a, alice, "Recycled"), STORE_OK);
@@ -1088,7 +920,7 @@ static void test_merge_joined_delete(void **state)
 	struct fx *a = *state, m, h2;
 	struct store_merge_stats st;
 	struct store_mailbox both_h, both_m;
-	static struct msglist l;
+	static struct mlist l;
 	struct batchbuf b = { 0 };
 	uint32_t alice = user_add(a, "alice", 0), one = 1, inbox;
 	uint64_t base;
@@ -1096,14 +928,14 @@ static void test_merge_joined_delete(void **state)
 	inbox = mbox(a, alice, "INBOX").id;
 	mirror_open(a, &m);
 	mirror_open(a, &h2);
-	ship(a, &m);
+	ship_all(a, &m);
 	base = store_changelog_last(a->st, ORIGIN);
 	assert_int_equal(mbox_create(a, alice, "Both", 0, &both_h), STORE_OK);
 	app(a, alice, both_h.id, "Subject: hb1\r\n\r\nhome's\r\n", 0, NULL);
 	assert_int_equal(mbox_create(&m, alice, "Both", 0, &both_m), STORE_OK);
 	assert_int_equal(both_m.uidvalidity, both_h.uidvalidity);	/* the counters met */
 	app(&m, alice, both_m.id, "Subject: mb1\r\n\r\nmirror's\r\n", 0, NULL);
-	copy(&m, alice, both_m.id, &one, 1, inbox);	/* the body outlives Both */
+	copy(&m, alice, both_m.id, &one, 1, inbox, false);	/* the body outlives Both */
 	assert_int_equal(mbox_delete(&m, alice, "Both"), STORE_OK);
 	failover_recs(a, &m, base, &b);
 	merge_all(a, base, &b, b.n, false, &st);
@@ -1119,8 +951,8 @@ static void test_merge_joined_delete(void **state)
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.body[0], "Subject: mb1\r\n\r\nmirror's\r\n");
 	check_counts(a, alice);
-	ship(a, &h2);
-	assert_same(a, &h2, alice);
+	ship_all(a, &h2);
+	assert_same_user(a, &h2, alice);
 	drain(a, alice);
 	assert_int_equal(bodies(a), 0);
 	batch_free(&b);
@@ -1135,7 +967,7 @@ static void test_merge_users_and_rename(void **state)
 	struct fx *a = *state, m, h2;
 	struct store_merge_stats st;
 	struct batchbuf b = { 0 };
-	static struct msglist l;
+	static struct mlist l;
 	struct store_mailbox moved, keep, got;
 	struct store_user zed;
 	uint32_t alice = user_add(a, "alice", 0), inbox, uid, dave_h;
@@ -1154,7 +986,7 @@ static void test_merge_users_and_rename(void **state)
 	dlv(a, "bob", "Subject: b1\r\n\r\nbob 1\r\n");
 	mirror_open(a, &m);
 	mirror_open(a, &h2);
-	ship(a, &m);
+	ship_all(a, &m);
 	base = store_changelog_last(a->st, ORIGIN);
 
 	/* the home: adds dave (the directory: the mirror adds zed and dave,
@@ -1266,8 +1098,8 @@ static void test_merge_users_and_rename(void **state)
 	assert_int_equal(mbox(a, alice, "INBOX").uidnext, 4);
 	assert_int_equal(vanished(a, alice, inbox), (1u << 1) | (1u << 2));
 	check_counts(a, alice);
-	ship(a, &h2);
-	assert_same(a, &h2, alice);
+	ship_all(a, &h2);
+	assert_same_user(a, &h2, alice);
 	drain(a, alice);
 	drain(a, dave_h);
 	assert_int_equal(bodies(a), 0);
@@ -1290,7 +1122,7 @@ static void test_merge_refusals(void **state)
 
 	dlv(a, "alice", "Subject: 1\r\n\r\none\r\n");
 	mirror_open(a, &m);
-	ship(a, &m);
+	ship_all(a, &m);
 	base = store_changelog_last(a->st, ORIGIN);
 	dlv(&m, "alice", "Subject: 2\r\n\r\ntwo\r\n");
 	flags(&m, alice, mbox(a, alice, "INBOX").id, 2, STORE_FLAGS_ADD, STORE_F_SEEN, NULL, 0);
