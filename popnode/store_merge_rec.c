@@ -12,6 +12,18 @@
 #define KW_DROPPED 0xff
 #define NAME_TRIES 1000		/* "name-merged-1" .. "-1000" */
 
+/* The home's user for the mirror's user muser (mmap_user); a user the
+ * home no longer has makes the record one to skip, counted as such. */
+static int rec_user(struct store *st, MDB_txn *txn, struct store_merge *x, uint32_t muser,
+		    struct store_user *u, bool *have_r)
+{
+	int err = mmap_user(st, txn, x, muser, u, have_r);
+
+	if (err == STORE_OK && !*have_r)
+		x->stats.skipped++;
+	return err;
+}
+
 /* ---- message primitives -------------------------------------------------- */
 
 /* Before a change in a mailbox the mirror's clients know (same
@@ -236,12 +248,8 @@ static int merge_msg_add(struct store *st, MDB_txn *txn, struct store_op *op,
 	if (err == STORE_NOTFOUND && !r->body_gone)
 		return STORE_NOTFOUND;
 	body_ok = err == STORE_OK;
-	if ((err = mmap_user(st, txn, x, c->userid, &u, &have)) != STORE_OK)
+	if ((err = rec_user(st, txn, x, c->userid, &u, &have)) != STORE_OK || !have)
 		return err;
-	if (!have) {
-		x->stats.skipped++;
-		return STORE_OK;
-	}
 	if ((err = mmap_mbox(st, txn, x, c->userid, c->mboxid, &u, &mm, &mb)) != STORE_OK)
 		return err;
 	if (mm.kind == MK_GONE) {
@@ -527,12 +535,8 @@ static int merge_mbox_add(struct store *st, MDB_txn *txn, struct store_op *op,
 	int err;
 
 	if ((err = store_ch_mbox(c, &in)) != STORE_OK ||
-	    (err = mmap_user(st, txn, x, c->userid, &u, &have)) != STORE_OK)
+	    (err = rec_user(st, txn, x, c->userid, &u, &have)) != STORE_OK || !have)
 		return err;
-	if (!have) {
-		x->stats.skipped++;
-		return STORE_OK;
-	}
 	/* the mirror never gives an id twice: an entry means this merge
 	 * mapped it already (a record repeated in a batch) */
 	err = mmap_get(st, txn, x, c->userid, c->mboxid, &mm);
@@ -587,12 +591,8 @@ static int merge_mbox_rename(struct store *st, MDB_txn *txn, struct store_op *op
 	int err;
 
 	if ((err = store_ch_mbox(c, &in)) != STORE_OK ||
-	    (err = mmap_user(st, txn, x, c->userid, &u, &have)) != STORE_OK)
+	    (err = rec_user(st, txn, x, c->userid, &u, &have)) != STORE_OK || !have)
 		return err;
-	if (!have) {
-		x->stats.skipped++;
-		return STORE_OK;
-	}
 	if ((err = mmap_mbox(st, txn, x, c->userid, c->mboxid, &u, &mm, &mb)) != STORE_OK)
 		return err;
 	if (mm.kind == MK_GONE || (mm.kind == MK_SAME && mb.uidvalidity != in.uidvalidity) ||
@@ -690,12 +690,8 @@ static int merge_mbox_del(struct store *st, MDB_txn *txn, struct store_op *op,
 	int err;
 
 	if ((err = store_ch_name(c, 0, name, sizeof(name))) != STORE_OK ||
-	    (err = mmap_user(st, txn, x, c->userid, &u, &have)) != STORE_OK)
+	    (err = rec_user(st, txn, x, c->userid, &u, &have)) != STORE_OK || !have)
 		return err;
-	if (!have) {
-		x->stats.skipped++;
-		return STORE_OK;
-	}
 	if ((err = mmap_mbox(st, txn, x, c->userid, c->mboxid, &u, &mm, &mb)) != STORE_OK)
 		return err;
 	if (mm.kind == MK_GONE || strcmp(mb.name, "INBOX") == 0) {
@@ -746,12 +742,8 @@ static int merge_subscribe(struct store *st, MDB_txn *txn, struct store_merge *x
 	    store_mailbox_name_check(name) != STORE_OK ||
 	    strcmp(store_mbox_canon(name), name) != 0)
 		return STORE_INVAL;
-	if ((err = mmap_user(st, txn, x, c->userid, &u, &have)) != STORE_OK)
+	if ((err = rec_user(st, txn, x, c->userid, &u, &have)) != STORE_OK || !have)
 		return err;
-	if (!have) {
-		x->stats.skipped++;
-		return STORE_OK;
-	}
 	err = store_sub_set(st, txn, u.id, name, on == 1);
 	return err == STORE_NOTFOUND ? STORE_OK : err;	/* as the mirror wants it already */
 }
@@ -773,12 +765,8 @@ static int merge_keyword_add(struct store *st, MDB_txn *txn, struct store_merge 
 	if (store_ch_name(c, 0, name, sizeof(name)) != STORE_OK ||
 	    store_keyword_check(name) != STORE_OK || c->uid >= STORE_KEYWORDS_MAX)
 		return STORE_INVAL;
-	if ((err = mmap_user(st, txn, x, c->userid, &u, &have)) != STORE_OK)
+	if ((err = rec_user(st, txn, x, c->userid, &u, &have)) != STORE_OK || !have)
 		return err;
-	if (!have) {
-		x->stats.skipped++;
-		return STORE_OK;
-	}
 	if ((err = mmap_mbox(st, txn, x, c->userid, c->mboxid, &u, &mm, &mb)) != STORE_OK)
 		return err;
 	if (mm.kind == MK_GONE) {
