@@ -1,6 +1,7 @@
 /*
  * imap_session.h - private header shared by the IMAP session files
- * (imap_session.c core, imap_view.c, imap_cmd_*.c, imap_compress.c).
+ * (imap_session.c core, imap_view.c, imap_registry.c, imap_cmd_*.c,
+ * imap_compress.c).
  * Nothing outside imapproxy/imap*.c includes it; imap.h is the public
  * surface.
  *
@@ -451,7 +452,7 @@ void imap_view_diff(const struct imap_view *v, const struct store_msg *changed,
 /* Write ascending UIDs as a compact IMAP set ("1:3,7") to the output. */
 void imap_write_uidset(struct imap_session *s, const uint32_t *uids, size_t n);
 
-/* ---- the node-wide registry (imap_view.c) ------------------------------------ */
+/* ---- the node-wide registry (imap_registry.c) -------------------------------- */
 
 /* A change in store st for (userid, mboxid) (mboxid 0: any mailbox of
  * the user): every session with it selected is marked dirty; idling ones
